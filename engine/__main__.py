@@ -1,0 +1,5 @@
+"""Allows `python -m engine`."""
+
+from engine.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Authentication: credentials, caller identity and the auth/scope/rate-limit interceptor."""

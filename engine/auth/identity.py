@@ -1,0 +1,55 @@
+"""Who is calling: the identity established by the interceptor for the current RPC."""
+
+from __future__ import annotations
+
+import contextvars
+import enum
+from dataclasses import dataclass
+
+
+class CallerKind(enum.Enum):
+    """Kind of credential the caller proved."""
+
+    ANONYMOUS = "anonymous"
+    PSK = "psk"
+    DASHBOARD = "dashboard"
+    MASTER = "master"
+    PROVIDER = "provider"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """An authenticated caller. `agency_id` is set only for dashboard keys."""
+
+    kind: CallerKind
+    agency_id: str = ""
+    key_id: str = ""
+    #: Rate limit override stored with the dashboard's registration (None: default).
+    rate_limit_rps: float | None = None
+    rate_limit_burst: int | None = None
+
+    def can_act_for(self, agency_id: str) -> bool:
+        """True when this caller may act on `agency_id`."""
+        if self.kind is CallerKind.DASHBOARD:
+            return self.agency_id == agency_id
+        return self.kind in (CallerKind.PSK, CallerKind.MASTER)
+
+
+ANONYMOUS = Identity(CallerKind.ANONYMOUS)
+
+_current: contextvars.ContextVar[Identity] = contextvars.ContextVar("engine_identity", default=ANONYMOUS)
+
+
+def current_identity() -> Identity:
+    """The identity of the RPC being served on this thread."""
+    return _current.get()
+
+
+def bind_identity(identity: Identity) -> contextvars.Token[Identity]:
+    """Make `identity` current; pass the token to `unbind_identity` when the call ends."""
+    return _current.set(identity)
+
+
+def unbind_identity(token: contextvars.Token[Identity]) -> None:
+    """Restore the identity that was current before `bind_identity`."""
+    _current.reset(token)

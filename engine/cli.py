@@ -1,0 +1,95 @@
+"""Command line: `engine serve | migrate | dev-credentials`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import secrets
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+from engine import __version__
+from engine.config import ConfigError, Settings
+from engine.logs import configure_logging
+
+log = logging.getLogger("engine")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `engine` console script."""
+    parser = argparse.ArgumentParser(prog="engine", description="Workflow Engine")
+    parser.add_argument("--version", action="version", version=f"engine {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="run the gRPC server (migrates first unless ENGINE_AUTO_MIGRATE=false)")
+    commands.add_parser("migrate", help="apply database migrations and exit")
+    dev = commands.add_parser("dev-credentials", help="create a git-ignored file of random dev credentials")
+    dev.add_argument("path", type=Path)
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        configure_logging(settings.log_level)
+        if args.command == "serve":
+            return serve(settings)
+        if args.command == "migrate":
+            return migrate_database(settings)
+        return write_dev_credentials(args.path)
+    except ConfigError as error:
+        print(f"engine: configuration error: {error}", file=sys.stderr)
+        return 2
+
+
+def serve(settings: Settings) -> int:
+    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+    from engine.app import build_engine
+
+    engine = build_engine(settings)
+    stopping = threading.Event()
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("shutdown requested", extra={"signal": signal.Signals(signum).name})
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    engine.start()
+    print(f"engine: gRPC listening on {settings.grpc_addr.rpartition(':')[0]}:{engine.grpc_port}", flush=True)
+    stopping.wait()
+    engine.stop()
+    return 0
+
+
+def migrate_database(settings: Settings) -> int:
+    """Apply every pending migration."""
+    from engine.store import migrate
+    from engine.store.database import Database
+
+    database = Database(settings.database_url)
+    migrate.upgrade(database)
+    database.dispose()
+    print("engine: database is up to date", flush=True)
+    return 0
+
+
+def write_dev_credentials(path: Path) -> int:
+    """Create `path` with random credentials and print them, the first time only."""
+    if path.exists():
+        print(f"engine: using the dev credentials in {path}")
+        return 0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    values = {
+        "ENGINE_API_KEY": "wfe_master_" + secrets.token_urlsafe(24),
+        "WORKFLOW_ENGINE_INTERNAL_PSK": "psk_" + secrets.token_urlsafe(24),
+        "ENGINE_SECRET_KEY": secrets.token_urlsafe(48),
+    }
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write("# Development credentials, generated once by `make run`. Never commit this file.\n")
+        out.writelines(f"{name}={value}\n" for name, value in values.items())
+    print(f"engine: generated development credentials in {path} (shown this once):")
+    for name in ("ENGINE_API_KEY", "WORKFLOW_ENGINE_INTERNAL_PSK"):
+        print(f"  {name}={values[name]}")
+    return 0

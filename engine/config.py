@@ -1,0 +1,152 @@
+"""Settings: every knob of the engine, read once from the environment.
+
+Each field documents its environment variable. Secrets are held as
+`SecretStr` so that printing or logging a Settings object never shows them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+MIN_SECRET_KEY_LENGTH = 32
+
+Number = TypeVar("Number", int, float)
+
+
+class ConfigError(Exception):
+    """A setting is missing or invalid; the message names the variable, never its value."""
+
+
+class SecretStr:
+    """A string that hides itself from repr/str so secrets never reach logs."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get(self) -> str:
+        """Return the secret itself; call only where it is used."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "SecretStr('**********')" if self._value else "SecretStr('')"
+
+    __str__ = __repr__
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SecretStr) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+def default_database_url() -> str:
+    """The embedded default: a SQLite file under ./var/."""
+    return f"sqlite:///{Path('var') / 'engine.db'}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Engine configuration. Build it with `Settings.from_env()`."""
+
+    #: ENGINE_API_KEY — master key of the engine admins (required to serve).
+    master_api_key: SecretStr = field(default_factory=lambda: SecretStr(""))
+    #: WORKFLOW_ENGINE_INTERNAL_PSK — pre-shared key of the internal/registration routes (required).
+    internal_psk: SecretStr = field(default_factory=lambda: SecretStr(""))
+    #: ENGINE_SECRET_KEY — at least 32 characters; encrypts webhook secrets at rest (required).
+    secret_key: SecretStr = field(default_factory=lambda: SecretStr(""))
+    #: ENGINE_DATABASE_URL — SQLAlchemy URL; default a SQLite file var/engine.db.
+    database_url: str = field(default_factory=default_database_url)
+    #: ENGINE_GRPC_ADDR — host:port of the gRPC server.
+    grpc_addr: str = "127.0.0.1:50051"
+    #: ENGINE_HTTP_ADDR — host:port of the REST gateway.
+    http_addr: str = "127.0.0.1:8080"
+    #: ENGINE_RATE_LIMIT_RPS — default sustained requests per second per credential.
+    rate_limit_rps: float = 50.0
+    #: ENGINE_RATE_LIMIT_BURST — default bucket size per credential.
+    rate_limit_burst: int = 100
+    #: ENGINE_GRPC_WORKERS — threads serving gRPC calls.
+    grpc_workers: int = 16
+    #: ENGINE_AUTO_MIGRATE — apply migrations at start-up (default on).
+    auto_migrate: bool = True
+    #: ENGINE_LOG_LEVEL — DEBUG, INFO, WARNING, ERROR.
+    log_level: str = "INFO"
+
+    REQUIRED_TO_SERVE = ("ENGINE_API_KEY", "WORKFLOW_ENGINE_INTERNAL_PSK", "ENGINE_SECRET_KEY")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read settings from `env` (default os.environ); raise ConfigError naming a bad variable."""
+        env = os.environ if env is None else env
+        return cls(
+            master_api_key=SecretStr(env.get("ENGINE_API_KEY", "")),
+            internal_psk=SecretStr(env.get("WORKFLOW_ENGINE_INTERNAL_PSK", "")),
+            secret_key=SecretStr(env.get("ENGINE_SECRET_KEY", "")),
+            database_url=env.get("ENGINE_DATABASE_URL") or default_database_url(),
+            grpc_addr=_address(env, "ENGINE_GRPC_ADDR", cls.grpc_addr),
+            http_addr=_address(env, "ENGINE_HTTP_ADDR", cls.http_addr),
+            rate_limit_rps=_number(env, "ENGINE_RATE_LIMIT_RPS", cls.rate_limit_rps, float, minimum=0.001),
+            rate_limit_burst=_number(env, "ENGINE_RATE_LIMIT_BURST", cls.rate_limit_burst, int, minimum=1),
+            grpc_workers=_number(env, "ENGINE_GRPC_WORKERS", cls.grpc_workers, int, minimum=1),
+            auto_migrate=_flag(env, "ENGINE_AUTO_MIGRATE", cls.auto_migrate),
+            log_level=_choice(env, "ENGINE_LOG_LEVEL", cls.log_level, ("DEBUG", "INFO", "WARNING", "ERROR")),
+        )
+
+    def require_serving_secrets(self) -> None:
+        """Raise ConfigError for the first missing or too-short secret needed to serve."""
+        for name, value in zip(
+            self.REQUIRED_TO_SERVE, (self.master_api_key, self.internal_psk, self.secret_key), strict=True
+        ):
+            if not value:
+                raise ConfigError(f"{name} is required but not set")
+        if len(self.secret_key.get()) < MIN_SECRET_KEY_LENGTH:
+            raise ConfigError(f"ENGINE_SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters")
+
+
+def _address(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name) or default
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"{name} must be HOST:PORT")
+    return value
+
+
+def _number(
+    env: Mapping[str, str], name: str, default: Number, kind: type[Number], minimum: Number
+) -> Number:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a {kind.__name__}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}")
+    return value
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false")
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = (env.get(name) or default).upper()
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}")
+    return value

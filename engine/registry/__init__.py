@@ -1,0 +1,1 @@
+"""Dashboard registry: registrations, API keys and dashboard configuration."""

@@ -1,0 +1,52 @@
+"""Tables of the dashboard registry."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Float, ForeignKey, Integer, LargeBinary, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from engine.store.base import Base, UTCDateTime, utcnow
+
+# Values of DashboardRegistration.status.
+STATUS_ACTIVE = "active"
+STATUS_SUSPENDED = "suspended"
+STATUS_WEBHOOKS_DISABLED = "webhooks_disabled"
+
+
+class DashboardRegistration(Base):
+    """A dashboard registered with the engine, keyed by its agencyId."""
+
+    __tablename__ = "dashboard_registrations"
+
+    agency_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dashboard_name: Mapped[str] = mapped_column(String(200))
+    dashboard_url: Mapped[str] = mapped_column(String(2048))
+    # SecretBox ciphertext (nonce included) of the webhook secret.
+    webhook_secret_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    webhook_secret_hint: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(32), default=STATUS_ACTIVE)
+    # Per-dashboard override of the default token bucket; NULL means the default.
+    rate_limit_rps: Mapped[float | None] = mapped_column(Float, nullable=True)
+    rate_limit_burst: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    api_keys: Mapped[list[ApiKey]] = relationship(back_populates="dashboard", order_by="ApiKey.created_at")
+
+
+class ApiKey(Base):
+    """One API key of a dashboard. Only its SHA-256 hash and visible prefix are stored."""
+
+    __tablename__ = "api_keys"
+
+    key_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    agency_id: Mapped[str] = mapped_column(ForeignKey("dashboard_registrations.agency_id"), index=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Set when the key is rotated out: it stops working at this instant.
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    dashboard: Mapped[DashboardRegistration] = relationship(back_populates="api_keys")

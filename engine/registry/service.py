@@ -1,0 +1,296 @@
+"""Business rules of the dashboard registry. No gRPC or HTTP types here."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from engine.auth.credentials import generate_api_key, hash_api_key
+from engine.auth.guard import ResolvedKey
+from engine.auth.identity import CallerKind, Identity
+from engine.crypto import SecretCipher
+from engine.errors import AlreadyExists, NotFound, invalid
+from engine.pagination import decode_token, encode_token, page_size
+from engine.registry.models import STATUS_SUSPENDED, ApiKey, DashboardRegistration
+from engine.store.base import utcnow
+from engine.store.database import Database
+from engine.validation import (
+    Violations,
+    agency_id_problem,
+    text_problem,
+    url_problem,
+    webhook_secret_problem,
+)
+
+DEFAULT_GRACE_PERIOD = timedelta(days=1)
+MAX_GRACE_PERIOD = timedelta(days=7)
+MAX_DASHBOARD_NAME = 200
+#: How long a resolved API key is trusted without asking the database again.
+KEY_CACHE_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class DashboardView:
+    """A dashboard's configuration as callers may see it (never the secret)."""
+
+    agency_id: str
+    dashboard_name: str
+    dashboard_url: str
+    webhook_secret_set: bool
+    webhook_secret_hint: str
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    rate_limit_rps: float | None
+    rate_limit_burst: int | None
+
+
+@dataclass(frozen=True)
+class Registration:
+    """Result of registering: the API key is in plaintext here and nowhere else."""
+
+    agency_id: str
+    api_key: str
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """Result of rotating a key."""
+
+    agency_id: str
+    api_key: str
+    previous_key_expires_at: datetime
+
+
+@dataclass(frozen=True)
+class ConfigChanges:
+    """Fields to change; None means "leave as is"."""
+
+    dashboard_name: str | None = None
+    dashboard_url: str | None = None
+    webhook_secret: str | None = None
+
+
+class RegistryService:
+    """Registers dashboards, manages their configuration and API keys, resolves keys."""
+
+    def __init__(
+        self, database: Database, cipher: SecretCipher, clock: Callable[[], datetime] = utcnow
+    ) -> None:
+        self._db = database
+        self._cipher = cipher
+        self._clock = clock
+        self._key_cache: dict[str, tuple[float, ResolvedKey | None]] = {}
+        self._key_cache_lock = threading.Lock()
+
+    # -- registration and configuration -------------------------------------------------
+
+    def register(self, agency_id: str, name: str, url: str, webhook_secret: str) -> Registration:
+        """Register a new dashboard; raise AlreadyExists if the agencyId is taken."""
+        violations = Violations()
+        violations.check("agencyId", agency_id_problem(agency_id))
+        violations.check("dashboardName", text_problem(name, MAX_DASHBOARD_NAME))
+        violations.check("dashboardUrl", url_problem(url))
+        violations.check("webhookSecret", webhook_secret_problem(webhook_secret))
+        violations.raise_if_any()
+        key = generate_api_key()
+        now = self._clock()
+        try:
+            with self._db.transaction() as session:
+                if session.get(DashboardRegistration, agency_id) is not None:
+                    raise _already_registered(agency_id)
+                session.add(
+                    DashboardRegistration(
+                        agency_id=agency_id,
+                        dashboard_name=name,
+                        dashboard_url=url,
+                        webhook_secret_ciphertext=self._cipher.seal(webhook_secret),
+                        webhook_secret_hint=webhook_secret[-4:],
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+                session.flush()
+                session.add(
+                    ApiKey(
+                        key_id=key.key_id,
+                        agency_id=agency_id,
+                        prefix=key.prefix,
+                        key_hash=key.key_hash,
+                        created_at=now,
+                    )
+                )
+        except IntegrityError:
+            # Lost a race with a concurrent registration of the same agencyId.
+            raise _already_registered(agency_id) from None
+        return Registration(agency_id=agency_id, api_key=key.plaintext)
+
+    def get_config(self, agency_id: str) -> DashboardView:
+        """The configuration of `agency_id`; NotFound if it is not registered."""
+        _require_agency_id(agency_id)
+        with self._db.reader() as session:
+            return _view(_get_registration(session, agency_id))
+
+    def update_config(self, agency_id: str, changes: ConfigChanges) -> DashboardView:
+        """Apply only the given changes (PATCH semantics) and return the new configuration."""
+        _require_agency_id(agency_id)
+        violations = Violations()
+        if changes.dashboard_name is not None:
+            violations.check("dashboardName", text_problem(changes.dashboard_name, MAX_DASHBOARD_NAME))
+        if changes.dashboard_url is not None:
+            violations.check("dashboardUrl", url_problem(changes.dashboard_url))
+        if changes.webhook_secret is not None:
+            violations.check("webhookSecret", webhook_secret_problem(changes.webhook_secret))
+        violations.raise_if_any()
+        with self._db.transaction() as session:
+            registration = _get_registration(session, agency_id, for_update=True)
+            if changes.dashboard_name is not None:
+                registration.dashboard_name = changes.dashboard_name
+            if changes.dashboard_url is not None:
+                registration.dashboard_url = changes.dashboard_url
+            if changes.webhook_secret is not None:
+                registration.webhook_secret_ciphertext = self._cipher.seal(changes.webhook_secret)
+                registration.webhook_secret_hint = changes.webhook_secret[-4:]
+            registration.updated_at = self._clock()
+            session.flush()
+            return _view(registration)
+
+    def list_agencies(self, requested_page_size: int, page_token: str) -> tuple[list[DashboardView], str]:
+        """One page of registered agencies ordered by agencyId, and the next page's token."""
+        limit = page_size(requested_page_size)
+        position = decode_token(page_token)
+        query = select(DashboardRegistration).order_by(DashboardRegistration.agency_id).limit(limit + 1)
+        if position is not None:
+            query = query.where(DashboardRegistration.agency_id > str(position.get("after", "")))
+        with self._db.reader() as session:
+            rows = list(session.scalars(query))
+        next_token = encode_token({"after": rows[limit - 1].agency_id}) if len(rows) > limit else ""
+        return [_view(row) for row in rows[:limit]], next_token
+
+    # -- API keys ------------------------------------------------------------------------
+
+    def rotate_api_key(self, agency_id: str, grace_period_seconds: int | None) -> Rotation:
+        """Issue a new key; keys issued before it stop working after the grace period."""
+        _require_agency_id(agency_id)
+        grace = (
+            DEFAULT_GRACE_PERIOD if grace_period_seconds is None else timedelta(seconds=grace_period_seconds)
+        )
+        if grace < timedelta(0) or grace > MAX_GRACE_PERIOD:
+            raise invalid(
+                "gracePeriodSeconds", f"must be between 0 and {int(MAX_GRACE_PERIOD.total_seconds())}"
+            )
+        key = generate_api_key()
+        now = self._clock()
+        expires_at = now + grace
+        with self._db.transaction() as session:
+            _get_registration(session, agency_id, for_update=True)
+            session.execute(
+                update(ApiKey)
+                .where(ApiKey.agency_id == agency_id)
+                .where(or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > expires_at))
+                .values(expires_at=expires_at)
+            )
+            session.add(
+                ApiKey(
+                    key_id=key.key_id,
+                    agency_id=agency_id,
+                    prefix=key.prefix,
+                    key_hash=key.key_hash,
+                    created_at=now,
+                )
+            )
+        self.forget_cached_keys()
+        return Rotation(agency_id=agency_id, api_key=key.plaintext, previous_key_expires_at=expires_at)
+
+    def resolve_api_key(self, plaintext: str) -> ResolvedKey | None:
+        """What a dashboard API key proves, or None if it is unknown or expired.
+
+        Answers are cached for KEY_CACHE_SECONDS; changes made through this service
+        (rotation, suspension) clear the cache at once.
+        """
+        key_hash = hash_api_key(plaintext)
+        now_mono = time.monotonic()
+        cached = self._key_cache.get(key_hash)
+        if cached is not None and cached[0] > now_mono:
+            resolved = cached[1]
+        else:
+            resolved = self._lookup_key(key_hash)
+            with self._key_cache_lock:
+                if len(self._key_cache) > 10_000:
+                    self._key_cache.clear()
+                self._key_cache[key_hash] = (now_mono + KEY_CACHE_SECONDS, resolved)
+        return resolved
+
+    def forget_cached_keys(self) -> None:
+        """Drop every cached key resolution (after a rotation or a status change)."""
+        with self._key_cache_lock:
+            self._key_cache.clear()
+
+    def _lookup_key(self, key_hash: str) -> ResolvedKey | None:
+        now = self._clock()
+        query = (
+            select(ApiKey.key_id, ApiKey.expires_at, DashboardRegistration)
+            .join(DashboardRegistration, ApiKey.agency_id == DashboardRegistration.agency_id)
+            .where(ApiKey.key_hash == key_hash)
+        )
+        with self._db.reader() as session:
+            row = session.execute(query).one_or_none()
+        if row is None:
+            return None
+        key_id, expires_at, registration = row
+        if expires_at is not None and expires_at <= now:
+            return None
+        return ResolvedKey(
+            identity=Identity(
+                CallerKind.DASHBOARD,
+                agency_id=registration.agency_id,
+                key_id=key_id,
+                rate_limit_rps=registration.rate_limit_rps,
+                rate_limit_burst=registration.rate_limit_burst,
+            ),
+            suspended=registration.status == STATUS_SUSPENDED,
+        )
+
+
+def _require_agency_id(agency_id: str) -> None:
+    if not agency_id:
+        raise invalid("agencyId", "is required")
+    problem = agency_id_problem(agency_id)
+    if problem:
+        raise invalid("agencyId", problem)
+
+
+def _already_registered(agency_id: str) -> AlreadyExists:
+    return AlreadyExists(f"agency {agency_id!r} is already registered")
+
+
+def _get_registration(session: Session, agency_id: str, for_update: bool = False) -> DashboardRegistration:
+    query = select(DashboardRegistration).where(DashboardRegistration.agency_id == agency_id)
+    if for_update:
+        query = query.with_for_update()
+    registration = session.scalars(query).one_or_none()
+    if registration is None:
+        raise NotFound(f"agency {agency_id!r} is not registered")
+    return registration
+
+
+def _view(registration: DashboardRegistration) -> DashboardView:
+    return DashboardView(
+        agency_id=registration.agency_id,
+        dashboard_name=registration.dashboard_name,
+        dashboard_url=registration.dashboard_url,
+        webhook_secret_set=bool(registration.webhook_secret_ciphertext),
+        webhook_secret_hint=registration.webhook_secret_hint,
+        status=registration.status,
+        created_at=registration.created_at,
+        updated_at=registration.updated_at,
+        rate_limit_rps=registration.rate_limit_rps,
+        rate_limit_burst=registration.rate_limit_burst,
+    )

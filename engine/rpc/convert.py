@@ -1,0 +1,30 @@
+"""Small conversions between domain values and proto messages."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from workflow_engine.v1 import common_pb2
+
+from engine.registry.models import STATUS_ACTIVE, STATUS_SUSPENDED, STATUS_WEBHOOKS_DISABLED
+
+DASHBOARD_STATUS_TO_PROTO: dict[str, common_pb2.DashboardStatus] = {
+    STATUS_ACTIVE: common_pb2.DASHBOARD_STATUS_ACTIVE,
+    STATUS_SUSPENDED: common_pb2.DASHBOARD_STATUS_SUSPENDED,
+    STATUS_WEBHOOKS_DISABLED: common_pb2.DASHBOARD_STATUS_WEBHOOKS_DISABLED,
+}
+
+
+def timestamp(value: datetime | None) -> Timestamp | None:
+    """A proto Timestamp for an aware datetime (None stays None, leaving the field unset)."""
+    if value is None:
+        return None
+    result = Timestamp()
+    result.FromDatetime(value)
+    return result
+
+
+def dashboard_status(value: str) -> common_pb2.DashboardStatus:
+    """The proto enum for a stored dashboard status."""
+    return DASHBOARD_STATUS_TO_PROTO.get(value, common_pb2.DASHBOARD_STATUS_UNSPECIFIED)

@@ -1,0 +1,1 @@
+"""Generated code for the workflow_engine protos."""
