@@ -11,13 +11,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from google.protobuf.message import Message
-from workflow_engine.v1 import options_pb2
 
 from engine.auth.credentials import looks_like_api_key, secrets_equal
 from engine.auth.identity import ANONYMOUS, CallerKind, Identity
 from engine.auth.policy import AccessRule
 from engine.errors import PermissionDenied, ResourceExhausted, Unauthenticated
 from engine.ratelimit import Decision, RateLimiter
+from workflow_engine.v1 import options_pb2
 
 _KIND_CREDENTIAL = {
     CallerKind.ANONYMOUS: options_pb2.CREDENTIAL_NONE,

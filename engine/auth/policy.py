@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf.descriptor import ServiceDescriptor
+
 from workflow_engine.v1 import options_pb2
 
 # Infrastructure services that are not ours to annotate; they answer anyone.

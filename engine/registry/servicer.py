@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from workflow_engine.v1 import common_pb2, registry_pb2, registry_pb2_grpc
-
 from engine.registry.service import ConfigChanges, DashboardView, RegistryService
 from engine.rpc.convert import dashboard_status, timestamp
+from workflow_engine.v1 import common_pb2, registry_pb2, registry_pb2_grpc
 
 
 class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):  # type: ignore[misc]

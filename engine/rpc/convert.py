@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
-from workflow_engine.v1 import common_pb2
 
 from engine.registry.models import STATUS_ACTIVE, STATUS_SUSPENDED, STATUS_WEBHOOKS_DISABLED
+from workflow_engine.v1 import common_pb2
 
 DASHBOARD_STATUS_TO_PROTO: dict[str, common_pb2.DashboardStatus] = {
     STATUS_ACTIVE: common_pb2.DASHBOARD_STATUS_ACTIVE,

@@ -9,6 +9,10 @@ from typing import Any
 import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from engine.auth.policy import build_policy_table
+from engine.rpc.interceptor import AccessInterceptor
+from engine.rpc.reflection import enable_reflection
 from workflow_engine.v1 import (
     admin_pb2,
     admin_pb2_grpc,
@@ -19,10 +23,6 @@ from workflow_engine.v1 import (
     webhook_pb2,
     webhook_pb2_grpc,
 )
-
-from engine.auth.policy import build_policy_table
-from engine.rpc.interceptor import AccessInterceptor
-from engine.rpc.reflection import enable_reflection
 
 #: Every service of the engine's contract, in registration order.
 SERVICES: tuple[ServiceDescriptor, ...] = (

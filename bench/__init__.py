@@ -1,0 +1,1 @@
+"""Benchmarks of the Workflow Engine; run them with `make bench` (`python -m bench`)."""

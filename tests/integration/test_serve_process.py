@@ -1,0 +1,120 @@
+"""`engine serve` and `engine migrate` as real processes: configuration, logs, SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from tests.conftest import MASTER_KEY, PSK, SECRET_KEY, WEBHOOK_SECRET
+from tests.support.rpc import PSK_AUTH, api_key_auth, register
+from workflow_engine.v1 import registry_pb2, registry_pb2_grpc
+
+ENGINE = [sys.executable, "-m", "engine"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def engine_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ENGINE_", "WORKFLOW_ENGINE_"))}
+    env.update(
+        ENGINE_API_KEY=MASTER_KEY,
+        WORKFLOW_ENGINE_INTERNAL_PSK=PSK,
+        ENGINE_SECRET_KEY=SECRET_KEY,
+        ENGINE_DATABASE_URL=f"sqlite:///{tmp_path / 'engine.db'}",
+    )
+    env.update(extra)
+    return env
+
+
+@pytest.mark.parametrize("missing", ["ENGINE_API_KEY", "WORKFLOW_ENGINE_INTERNAL_PSK", "ENGINE_SECRET_KEY"])
+def test_missing_required_secret_stops_with_one_line(tmp_path: Path, missing: str) -> None:
+    env = engine_env(tmp_path)
+    del env[missing]
+    result = subprocess.run([*ENGINE, "serve"], env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert missing in lines[0]
+
+
+def test_short_secret_key_is_refused_without_echoing_it(tmp_path: Path) -> None:
+    env = engine_env(tmp_path, ENGINE_SECRET_KEY="too-short-secret")
+    result = subprocess.run([*ENGINE, "serve"], env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2
+    assert "ENGINE_SECRET_KEY" in result.stderr
+    assert "too-short-secret" not in result.stderr
+
+
+def test_migrate_command_creates_the_schema(tmp_path: Path) -> None:
+    env = engine_env(tmp_path)
+    result = subprocess.run([*ENGINE, "migrate"], env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "up to date" in result.stdout
+    assert (tmp_path / "engine.db").exists()
+
+
+def wait_serving(channel: grpc.Channel, process: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
+            if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                return
+        except grpc.RpcError:
+            time.sleep(0.1)
+    pytest.fail("engine did not become healthy")
+
+
+def test_serve_logs_json_without_secrets_and_stops_on_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    env = engine_env(tmp_path, ENGINE_GRPC_ADDR=f"127.0.0.1:{port}")
+    process = subprocess.Popen([*ENGINE, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            wait_serving(channel, process)
+            key = register(channel, "proc_agency").api_key
+            registry_pb2_grpc.RegistryServiceStub(channel).GetDashboardConfig(
+                registry_pb2.GetDashboardConfigRequest(), metadata=api_key_auth(key)
+            )
+            with pytest.raises(grpc.RpcError):
+                registry_pb2_grpc.RegistryServiceStub(channel).ListAgencies(
+                    registry_pb2.ListAgenciesRequest(), metadata=(("authorization", "PSK wrong"),)
+                )
+            registry_pb2_grpc.RegistryServiceStub(channel).ListAgencies(
+                registry_pb2.ListAgenciesRequest(), metadata=PSK_AUTH
+            )
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0
+    output = stdout + stderr
+    for secret in (MASTER_KEY, PSK, SECRET_KEY, WEBHOOK_SECRET, key):
+        assert secret not in output
+    access = [json.loads(line) for line in stderr.splitlines() if line.startswith("{") and '"rpc"' in line]
+    by_method = {(entry["method"].rsplit("/", 1)[1], entry["code"]) for entry in access}
+    assert ("RegisterDashboard", "OK") in by_method
+    assert ("GetDashboardConfig", "OK") in by_method
+    assert ("ListAgencies", "UNAUTHENTICATED") in by_method
+    config_line = next(e for e in access if e["method"].endswith("GetDashboardConfig"))
+    assert config_line["agency_id"] == "proc_agency"
+    assert config_line["request_id"].startswith("req_")
+    assert config_line["duration_ms"] >= 0
+    assert "shutdown requested" in stderr
+    assert "engine stopped" in stderr
