@@ -65,8 +65,8 @@ lint-proto: node_modules/.bin/buf build/third_party ## buf lint (STANDARD)
 	node_modules/.bin/buf lint
 	@echo "buf lint: ok"
 
-breaking: node_modules/.bin/buf build/third_party ## buf breaking (WIRE_JSON) against main
-	node_modules/.bin/buf breaking --against '.git#branch=main'
+breaking: node_modules/.bin/buf build/third_party ## buf breaking (WIRE_JSON) against main (BASE=ref to change)
+	scripts/buf_breaking.sh $(or $(BASE),main)
 
 bench: $(STAMP) ## Benchmarks: engine vs. a bare grpcio server, printed as ratios
 	$(BIN)/python -m bench

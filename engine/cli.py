@@ -81,7 +81,7 @@ def write_dev_credentials(path: Path) -> int:
         return 0
     path.parent.mkdir(parents=True, exist_ok=True)
     values = {
-        "ENGINE_API_KEY": "wfe_master_" + secrets.token_urlsafe(24),
+        "ENGINE_API_KEY": "wfa_" + secrets.token_urlsafe(32),
         "WORKFLOW_ENGINE_INTERNAL_PSK": "psk_" + secrets.token_urlsafe(24),
         "ENGINE_SECRET_KEY": secrets.token_urlsafe(48),
     }

@@ -6,6 +6,7 @@ Each field documents its environment variable. Secrets are held as
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -114,7 +115,7 @@ class Settings:
 def _address(env: Mapping[str, str], name: str, default: str) -> str:
     value = env.get(name) or default
     host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+    if not sep or not host or not (port.isascii() and port.isdigit()) or not 0 <= int(port) <= 65535:
         raise ConfigError(f"{name} must be HOST:PORT")
     return value
 
@@ -129,8 +130,8 @@ def _number(
         value = kind(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a {kind.__name__}") from None
-    if value < minimum:
-        raise ConfigError(f"{name} must be at least {minimum}")
+    if not math.isfinite(value) or value < minimum:
+        raise ConfigError(f"{name} must be a finite number of at least {minimum}")
     return value
 
 

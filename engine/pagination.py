@@ -11,6 +11,8 @@ from engine.errors import invalid
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
+# Our tokens hold one small position; anything longer is not one of ours.
+MAX_TOKEN_LENGTH = 4096
 
 
 def page_size(requested: int) -> int:
@@ -30,10 +32,12 @@ def decode_token(token: str) -> dict[str, Any] | None:
     """The position inside `token` (None for the first page); INVALID_ARGUMENT if it is not ours."""
     if not token:
         return None
-    try:
-        position = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-    except (binascii.Error, ValueError):
-        position = None
+    position = None
+    if len(token) <= MAX_TOKEN_LENGTH:
+        try:
+            position = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        except (binascii.Error, ValueError, RecursionError):
+            position = None
     if not isinstance(position, dict):
         raise invalid("pageToken", "is not a token returned by this API")
     return position

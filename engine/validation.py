@@ -11,6 +11,8 @@ AGENCY_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MIN_WEBHOOK_SECRET_LENGTH = 32
 MAX_WEBHOOK_SECRET_LENGTH = 512
 MAX_URL_LENGTH = 2048
+# C0/C1 control characters: never meaningful in names, URLs or secrets, and PostgreSQL rejects NUL.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def agency_id_problem(value: str) -> str | None:
@@ -26,6 +28,8 @@ def text_problem(value: str, maximum: int) -> str | None:
         return "must not be empty"
     if len(value) > maximum:
         return f"must be at most {maximum} characters"
+    if CONTROL_CHARACTERS.search(value):
+        return "must not contain control characters"
     return None
 
 
@@ -33,6 +37,8 @@ def url_problem(value: str) -> str | None:
     """An absolute http or https URL with a host."""
     if len(value) > MAX_URL_LENGTH:
         return f"must be at most {MAX_URL_LENGTH} characters"
+    if CONTROL_CHARACTERS.search(value):
+        return "must not contain control characters"
     try:
         parts = urlsplit(value)
         port_ok = parts.port is None or parts.port > 0
@@ -56,6 +62,8 @@ def webhook_secret_problem(value: str) -> str | None:
         return f"must be at most {MAX_WEBHOOK_SECRET_LENGTH} characters"
     if value != value.strip():
         return "must not start or end with whitespace"
+    if CONTROL_CHARACTERS.search(value):
+        return "must not contain control characters"
     return None
 
 

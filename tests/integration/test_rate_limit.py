@@ -29,7 +29,9 @@ def exhausted(call: Callable[[], None]) -> grpc.RpcError:
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
-def test_dashboard_key_bucket_refuses_with_retry_info(start_engine: Callable[..., LiveEngine], backend: str) -> None:
+def test_dashboard_key_bucket_refuses_with_retry_info(
+    start_engine: Callable[..., LiveEngine], backend: str
+) -> None:
     live = start_engine(backend, rate_limit_rps=0.1, rate_limit_burst=3)
     # The PSK bucket (per peer) is separate from the key's bucket: registering costs the key nothing.
     key = register(live.channel, "limited").api_key

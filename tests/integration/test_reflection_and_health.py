@@ -108,7 +108,9 @@ def test_reflection_v1_describes_itself(live: LiveEngine) -> None:
         request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
         response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
     )
-    request = reflection_pb2.ServerReflectionRequest(file_containing_symbol="grpc.reflection.v1.ServerReflection")
+    request = reflection_pb2.ServerReflectionRequest(
+        file_containing_symbol="grpc.reflection.v1.ServerReflection"
+    )
     response = next(iter(call(iter([request]), timeout=10)))
     assert response.file_descriptor_response.file_descriptor_proto, response
 

@@ -221,9 +221,11 @@ def count_rows(live: LiveEngine) -> tuple[int, int]:
         ("agency_id", {"agency_id": ""}, "agencyId"),
         ("dashboard_name", {"dashboard_name": ""}, "dashboardName"),
         ("dashboard_name", {"dashboard_name": "n" * 201}, "dashboardName"),
+        ("dashboard_name", {"dashboard_name": "nul\x00inside"}, "dashboardName"),
         ("dashboard_url", {"dashboard_url": "myapp.com"}, "dashboardUrl"),
         ("dashboard_url", {"dashboard_url": "ftp://myapp.com"}, "dashboardUrl"),
         ("dashboard_url", {"dashboard_url": "https://"}, "dashboardUrl"),
+        ("dashboard_url", {"dashboard_url": "https://exa\x00mple.com"}, "dashboardUrl"),
         ("webhook_secret", {"webhook_secret": "x" * 31}, "webhookSecret"),
     ],
 )

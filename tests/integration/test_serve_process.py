@@ -44,7 +44,9 @@ def engine_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 def test_missing_required_secret_stops_with_one_line(tmp_path: Path, missing: str) -> None:
     env = engine_env(tmp_path)
     del env[missing]
-    result = subprocess.run([*ENGINE, "serve"], env=env, capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [*ENGINE, "serve"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
@@ -53,7 +55,9 @@ def test_missing_required_secret_stops_with_one_line(tmp_path: Path, missing: st
 
 def test_short_secret_key_is_refused_without_echoing_it(tmp_path: Path) -> None:
     env = engine_env(tmp_path, ENGINE_SECRET_KEY="too-short-secret")
-    result = subprocess.run([*ENGINE, "serve"], env=env, capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [*ENGINE, "serve"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
     assert result.returncode == 2
     assert "ENGINE_SECRET_KEY" in result.stderr
     assert "too-short-secret" not in result.stderr
@@ -61,7 +65,9 @@ def test_short_secret_key_is_refused_without_echoing_it(tmp_path: Path) -> None:
 
 def test_migrate_command_creates_the_schema(tmp_path: Path) -> None:
     env = engine_env(tmp_path)
-    result = subprocess.run([*ENGINE, "migrate"], env=env, capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [*ENGINE, "migrate"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
     assert result.returncode == 0, result.stderr
     assert "up to date" in result.stdout
     assert (tmp_path / "engine.db").exists()
@@ -83,7 +89,9 @@ def wait_serving(channel: grpc.Channel, process: subprocess.Popen[str]) -> None:
 def test_serve_logs_json_without_secrets_and_stops_on_sigterm(tmp_path: Path) -> None:
     port = free_port()
     env = engine_env(tmp_path, ENGINE_GRPC_ADDR=f"127.0.0.1:{port}")
-    process = subprocess.Popen([*ENGINE, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [*ENGINE, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             wait_serving(channel, process)

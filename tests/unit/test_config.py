@@ -146,19 +146,11 @@ def test_bad_values_raise_config_error_naming_the_variable_not_the_value(name: s
         assert secret not in message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: engine/config.py _number accepts 'nan' (nan < minimum is False), which disables rate limiting",
-)
 def test_nan_rate_is_rejected() -> None:
     message = config_error({"ENGINE_RATE_LIMIT_RPS": "nan"})
     assert "ENGINE_RATE_LIMIT_RPS" in message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: engine/config.py _address checks port.isdigit(), true for '²', then int() raises ValueError",
-)
 def test_non_ascii_digit_port_is_a_config_error() -> None:
     message = config_error({"ENGINE_GRPC_ADDR": "localhost:²"})
     assert "ENGINE_GRPC_ADDR" in message

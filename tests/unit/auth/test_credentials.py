@@ -28,7 +28,7 @@ def keys() -> list[NewApiKey]:
 
 def test_prefix_constants() -> None:
     assert API_KEY_PREFIX == "wfe_"
-    assert VISIBLE_PREFIX_LENGTH == len("wfe_") + 8
+    assert len("wfe_") + 8 == VISIBLE_PREFIX_LENGTH
 
 
 def test_generated_key_has_prefix_length_and_base62_body(keys: list[NewApiKey]) -> None:

@@ -6,7 +6,6 @@ import pytest
 from google.api import annotations_pb2, http_pb2
 from google.protobuf import descriptor_pb2, descriptor_pool
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor, ServiceDescriptor
-from workflow_engine.v1 import options_pb2
 
 from engine.auth.policy import (
     OPEN_INFRASTRUCTURE_SERVICES,
@@ -18,6 +17,7 @@ from engine.auth.policy import (
     rule_of,
 )
 from engine.rpc.server import SERVICES, policy_table
+from workflow_engine.v1 import options_pb2
 
 ALL_METHODS: list[tuple[ServiceDescriptor, MethodDescriptor]] = [
     (service, method) for service in SERVICES for method in service.methods
