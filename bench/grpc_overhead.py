@@ -199,8 +199,7 @@ def main() -> int:
         workdir = Path(tmp)
         settings = bench_settings(workdir)
         log_path = workdir / "engine.log"
-        with log_path.open("w", encoding="utf-8") as log_stream:
-            _configure_production_logging(log_stream)
+        with log_path.open("w", encoding="utf-8") as log_stream, production_logging_to(log_stream):
 
             def spec(target: str, method: str, metadata: Metadata) -> LoadSpec:
                 return LoadSpec(target, method, payload, metadata, concurrency, warmup, seconds)
@@ -250,10 +249,15 @@ def main() -> int:
     return 1 if failed else 0
 
 
-def _configure_production_logging(stream: TextIO) -> None:
-    """The engine's own JSON logging at INFO, written to `stream` instead of stderr."""
+@contextlib.contextmanager
+def production_logging_to(stream: TextIO) -> Iterator[None]:
+    """The engine's own JSON logging at INFO, written to `stream` instead of stderr while open."""
     with contextlib.redirect_stderr(stream):
         configure_logging("INFO")
+    try:
+        yield
+    finally:
+        configure_logging("INFO")  # back to stderr before `stream` is closed
 
 
 def _probe(target: str, payload: bytes, metadata: Metadata) -> int:
