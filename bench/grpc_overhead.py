@@ -153,6 +153,7 @@ def bench_settings(workdir: Path) -> Settings:
         rate_limit_burst=10**9,
         auto_migrate=True,
         log_level="INFO",
+        grpc_workers=int(_env_number("ENGINE_GRPC_WORKERS", Settings.grpc_workers)),
     )
 
 
@@ -252,8 +253,7 @@ def main() -> int:
 @contextlib.contextmanager
 def production_logging_to(stream: TextIO) -> Iterator[None]:
     """The engine's own JSON logging at INFO, written to `stream` instead of stderr while open."""
-    with contextlib.redirect_stderr(stream):
-        configure_logging("INFO")
+    configure_logging("INFO", stream)
     try:
         yield
     finally:

@@ -14,7 +14,7 @@ from types import FrameType
 
 from engine import __version__
 from engine.config import ConfigError, Settings
-from engine.logs import configure_logging
+from engine.logs import configure_logging, shutdown_logging
 
 log = logging.getLogger("engine")
 
@@ -59,6 +59,7 @@ def serve(settings: Settings) -> int:
     print(f"engine: gRPC listening on {settings.grpc_addr.rpartition(':')[0]}:{engine.grpc_port}", flush=True)
     stopping.wait()
     engine.stop()
+    shutdown_logging()
     return 0
 
 

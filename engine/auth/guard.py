@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from google.protobuf.message import Message
 
@@ -30,16 +31,14 @@ _KIND_CREDENTIAL = {
 UNAUTHENTICATED_MESSAGE = "missing or invalid credentials"
 
 
-@dataclass(frozen=True)
-class ResolvedKey:
+class ResolvedKey(NamedTuple):
     """A dashboard API key found in the registry."""
 
     identity: Identity
     suspended: bool
 
 
-@dataclass(frozen=True)
-class CallCredentials:
+class CallCredentials(NamedTuple):
     """What the caller presented, taken from the call's metadata."""
 
     authorization: str = ""

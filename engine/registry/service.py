@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engine.auth.credentials import generate_api_key, hash_api_key
 from engine.auth.guard import ResolvedKey
 from engine.auth.identity import CallerKind, Identity
+from engine.cache import TtlCache
 from engine.crypto import SecretCipher
 from engine.errors import AlreadyExists, NotFound, invalid
 from engine.pagination import decode_token, encode_token, page_size
@@ -32,8 +31,16 @@ from engine.validation import (
 DEFAULT_GRACE_PERIOD = timedelta(days=1)
 MAX_GRACE_PERIOD = timedelta(days=7)
 MAX_DASHBOARD_NAME = 200
-#: How long a resolved API key is trusted without asking the database again.
-KEY_CACHE_SECONDS = 2.0
+#: Registrations and API keys are read on every call, so they are cached in-process for at
+#: most this long. Writes through this service update the cache at once; other processes
+#: (replicas on the same PostgreSQL) see a change within this time.
+CACHE_SECONDS = 2.0
+
+_REGISTRATION_COLUMNS = DashboardRegistration.__table__.c
+# Config reads sit on the hot path: a Core statement skips ORM identity-map work.
+_SELECT_REGISTRATION = select(
+    *(column for column in _REGISTRATION_COLUMNS if column.name != "webhook_secret_ciphertext")
+).where(_REGISTRATION_COLUMNS.agency_id == bindparam("agency_id"))
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,15 @@ class DashboardView:
     updated_at: datetime
     rate_limit_rps: float | None
     rate_limit_burst: int | None
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """What the registry knows of one API key (by hash)."""
+
+    agency_id: str
+    key_id: str
+    expires_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -87,8 +103,8 @@ class RegistryService:
         self._db = database
         self._cipher = cipher
         self._clock = clock
-        self._key_cache: dict[str, tuple[float, ResolvedKey | None]] = {}
-        self._key_cache_lock = threading.Lock()
+        self._registrations: TtlCache[str, DashboardView | None] = TtlCache(CACHE_SECONDS)
+        self._keys: TtlCache[str, KeyRecord | None] = TtlCache(CACHE_SECONDS)
 
     # -- registration and configuration -------------------------------------------------
 
@@ -130,13 +146,34 @@ class RegistryService:
         except IntegrityError:
             # Lost a race with a concurrent registration of the same agencyId.
             raise _already_registered(agency_id) from None
+        self._registrations.discard(agency_id)
         return Registration(agency_id=agency_id, api_key=key.plaintext)
 
     def get_config(self, agency_id: str) -> DashboardView:
         """The configuration of `agency_id`; NotFound if it is not registered."""
         _require_agency_id(agency_id)
-        with self._db.reader() as session:
-            return _view(_get_registration(session, agency_id))
+        view = self._registrations.get(agency_id, self._load_view)
+        if view is None:
+            raise _not_registered(agency_id)
+        return view
+
+    def _load_view(self, agency_id: str) -> DashboardView | None:
+        with self._db.engine.connect() as connection:
+            row = connection.execute(_SELECT_REGISTRATION, {"agency_id": agency_id}).one_or_none()
+        if row is None:
+            return None
+        return DashboardView(
+            agency_id=row.agency_id,
+            dashboard_name=row.dashboard_name,
+            dashboard_url=row.dashboard_url,
+            webhook_secret_set=bool(row.webhook_secret_hint),
+            webhook_secret_hint=row.webhook_secret_hint,
+            status=row.status,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            rate_limit_rps=row.rate_limit_rps,
+            rate_limit_burst=row.rate_limit_burst,
+        )
 
     def update_config(self, agency_id: str, changes: ConfigChanges) -> DashboardView:
         """Apply only the given changes (PATCH semantics) and return the new configuration."""
@@ -160,7 +197,9 @@ class RegistryService:
                 registration.webhook_secret_hint = changes.webhook_secret[-4:]
             registration.updated_at = self._clock()
             session.flush()
-            return _view(registration)
+            view = _view(registration)
+        self._registrations.put(agency_id, view)
+        return view
 
     def list_agencies(self, requested_page_size: int, page_token: str) -> tuple[list[DashboardView], str]:
         """One page of registered agencies ordered by agencyId, and the next page's token."""
@@ -206,57 +245,38 @@ class RegistryService:
                     created_at=now,
                 )
             )
-        self.forget_cached_keys()
+        self._keys.clear()  # the agency's older keys now carry an expiry
         return Rotation(agency_id=agency_id, api_key=key.plaintext, previous_key_expires_at=expires_at)
 
     def resolve_api_key(self, plaintext: str) -> ResolvedKey | None:
-        """What a dashboard API key proves, or None if it is unknown or expired.
-
-        Answers are cached for KEY_CACHE_SECONDS; changes made through this service
-        (rotation, suspension) clear the cache at once.
-        """
-        key_hash = hash_api_key(plaintext)
-        now_mono = time.monotonic()
-        cached = self._key_cache.get(key_hash)
-        if cached is not None and cached[0] > now_mono:
-            resolved = cached[1]
-        else:
-            resolved = self._lookup_key(key_hash)
-            with self._key_cache_lock:
-                if len(self._key_cache) > 10_000:
-                    self._key_cache.clear()
-                self._key_cache[key_hash] = (now_mono + KEY_CACHE_SECONDS, resolved)
-        return resolved
-
-    def forget_cached_keys(self) -> None:
-        """Drop every cached key resolution (after a rotation or a status change)."""
-        with self._key_cache_lock:
-            self._key_cache.clear()
-
-    def _lookup_key(self, key_hash: str) -> ResolvedKey | None:
-        now = self._clock()
-        query = (
-            select(ApiKey.key_id, ApiKey.expires_at, DashboardRegistration)
-            .join(DashboardRegistration, ApiKey.agency_id == DashboardRegistration.agency_id)
-            .where(ApiKey.key_hash == key_hash)
-        )
-        with self._db.reader() as session:
-            row = session.execute(query).one_or_none()
-        if row is None:
+        """What a dashboard API key proves, or None if it is unknown or expired."""
+        record = self._keys.get(hash_api_key(plaintext), self._load_key)
+        if record is None or (record.expires_at is not None and record.expires_at <= self._clock()):
             return None
-        key_id, expires_at, registration = row
-        if expires_at is not None and expires_at <= now:
+        view = self._registrations.get(record.agency_id, self._load_view)
+        if view is None:
             return None
         return ResolvedKey(
             identity=Identity(
                 CallerKind.DASHBOARD,
-                agency_id=registration.agency_id,
-                key_id=key_id,
-                rate_limit_rps=registration.rate_limit_rps,
-                rate_limit_burst=registration.rate_limit_burst,
+                agency_id=view.agency_id,
+                key_id=record.key_id,
+                rate_limit_rps=view.rate_limit_rps,
+                rate_limit_burst=view.rate_limit_burst,
             ),
-            suspended=registration.status == STATUS_SUSPENDED,
+            suspended=view.status == STATUS_SUSPENDED,
         )
+
+    def invalidate_cache(self) -> None:
+        """Forget every cached registration and key (after changing them behind this service's back)."""
+        self._registrations.clear()
+        self._keys.clear()
+
+    def _load_key(self, key_hash: str) -> KeyRecord | None:
+        query = select(ApiKey.agency_id, ApiKey.key_id, ApiKey.expires_at).where(ApiKey.key_hash == key_hash)
+        with self._db.engine.connect() as connection:
+            row = connection.execute(query).one_or_none()
+        return None if row is None else KeyRecord(row.agency_id, row.key_id, row.expires_at)
 
 
 def _require_agency_id(agency_id: str) -> None:
@@ -265,6 +285,10 @@ def _require_agency_id(agency_id: str) -> None:
     problem = agency_id_problem(agency_id)
     if problem:
         raise invalid("agencyId", problem)
+
+
+def _not_registered(agency_id: str) -> NotFound:
+    return NotFound(f"agency {agency_id!r} is not registered")
 
 
 def _already_registered(agency_id: str) -> AlreadyExists:
@@ -277,7 +301,7 @@ def _get_registration(session: Session, agency_id: str, for_update: bool = False
         query = query.with_for_update()
     registration = session.scalars(query).one_or_none()
     if registration is None:
-        raise NotFound(f"agency {agency_id!r} is not registered")
+        raise _not_registered(agency_id)
     return registration
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from engine.registry.models import STATUS_ACTIVE, STATUS_SUSPENDED, STATUS_WEBHOOKS_DISABLED
 from workflow_engine.v1 import common_pb2
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 DASHBOARD_STATUS_TO_PROTO: dict[str, common_pb2.DashboardStatus] = {
     STATUS_ACTIVE: common_pb2.DASHBOARD_STATUS_ACTIVE,
@@ -20,9 +22,9 @@ def timestamp(value: datetime | None) -> Timestamp | None:
     """A proto Timestamp for an aware datetime (None stays None, leaving the field unset)."""
     if value is None:
         return None
-    result = Timestamp()
-    result.FromDatetime(value)
-    return result
+    # Exact integer arithmetic; Timestamp.FromDatetime goes through time tuples and is several times slower.
+    delta = value - _EPOCH
+    return Timestamp(seconds=delta.days * 86400 + delta.seconds, nanos=delta.microseconds * 1000)
 
 
 def dashboard_status(value: str) -> common_pb2.DashboardStatus:

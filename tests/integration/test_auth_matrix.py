@@ -168,7 +168,7 @@ def test_suspended_dashboard_key_is_permission_denied(live: LiveEngine, agencies
             .where(DashboardRegistration.agency_id == "agency-a")
             .values(status=STATUS_SUSPENDED)
         )
-    live.engine.registry.forget_cached_keys()
+    live.engine.registry.invalidate_cache()
     method = registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].methods_by_name["GetDashboardConfig"]
     with pytest.raises(grpc.RpcError) as caught:
         registry_pb2_grpc.RegistryServiceStub(live.channel).GetDashboardConfig(

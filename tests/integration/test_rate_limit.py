@@ -59,7 +59,7 @@ def test_per_dashboard_override_applies(start_engine: Callable[..., LiveEngine])
             .where(DashboardRegistration.agency_id == "tight")
             .values(rate_limit_rps=0.5, rate_limit_burst=2)
         )
-    live.engine.registry.forget_cached_keys()
+    live.engine.registry.invalidate_cache()
 
     config = registry_pb2_grpc.RegistryServiceStub(live.channel).GetDashboardConfig(
         registry_pb2.GetDashboardConfigRequest(), metadata=api_key_auth(key)

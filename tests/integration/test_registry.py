@@ -111,6 +111,9 @@ def test_update_config_changes_only_the_fields_sent(live: LiveEngine) -> None:
     )
     assert rotated.webhook_secret_hint == "XYZW"
     assert rotated.dashboard_name == "After"
+    # Reads right after a write see it (the registration cache is updated by the write).
+    reread = stub(live).GetDashboardConfig(registry_pb2.GetDashboardConfigRequest(), metadata=api_key_auth(key))
+    assert reread.config == rotated
 
 
 def test_list_agencies_paginates(live: LiveEngine) -> None:
@@ -277,3 +280,18 @@ def test_bad_update_changes_nothing(live: LiveEngine) -> None:
     )
     assert config.config.dashboard_name == "Dashboard keepme"
     assert config.config.dashboard_url == "https://keep.example"
+
+
+def test_failed_call_returns_its_request_id(live: LiveEngine) -> None:
+    with pytest.raises(grpc.RpcError) as generated:
+        stub(live).GetDashboardConfig(
+            registry_pb2.GetDashboardConfigRequest(agency_id="ghost"), metadata=PSK_AUTH
+        )
+    assert dict(generated.value.trailing_metadata())["x-request-id"].startswith("req_")
+
+    with pytest.raises(grpc.RpcError) as given:
+        stub(live).GetDashboardConfig(
+            registry_pb2.GetDashboardConfigRequest(agency_id="ghost"),
+            metadata=(*PSK_AUTH, ("x-request-id", "trace-123")),
+        )
+    assert dict(given.value.trailing_metadata())["x-request-id"] == "trace-123"
