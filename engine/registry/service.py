@@ -61,10 +61,9 @@ class DashboardView:
 
 @dataclass(frozen=True)
 class KeyRecord:
-    """What the registry knows of one API key (by hash)."""
+    """What one API key (found by its hash) proves, and until when."""
 
-    agency_id: str
-    key_id: str
+    resolved: ResolvedKey
     expires_at: datetime | None
 
 
@@ -146,7 +145,7 @@ class RegistryService:
         except IntegrityError:
             # Lost a race with a concurrent registration of the same agencyId.
             raise _already_registered(agency_id) from None
-        self._registrations.discard(agency_id)
+        self._forget(agency_id)
         return Registration(agency_id=agency_id, api_key=key.plaintext)
 
     def get_config(self, agency_id: str) -> DashboardView:
@@ -198,6 +197,7 @@ class RegistryService:
             registration.updated_at = self._clock()
             session.flush()
             view = _view(registration)
+        self._forget(agency_id)
         self._registrations.put(agency_id, view)
         return view
 
@@ -245,7 +245,7 @@ class RegistryService:
                     created_at=now,
                 )
             )
-        self._keys.clear()  # the agency's older keys now carry an expiry
+        self._forget(agency_id)  # the agency's older keys now carry an expiry
         return Rotation(agency_id=agency_id, api_key=key.plaintext, previous_key_expires_at=expires_at)
 
     def resolve_api_key(self, plaintext: str) -> ResolvedKey | None:
@@ -253,19 +253,12 @@ class RegistryService:
         record = self._keys.get(hash_api_key(plaintext), self._load_key)
         if record is None or (record.expires_at is not None and record.expires_at <= self._clock()):
             return None
-        view = self._registrations.get(record.agency_id, self._load_view)
-        if view is None:
-            return None
-        return ResolvedKey(
-            identity=Identity(
-                CallerKind.DASHBOARD,
-                agency_id=view.agency_id,
-                key_id=record.key_id,
-                rate_limit_rps=view.rate_limit_rps,
-                rate_limit_burst=view.rate_limit_burst,
-            ),
-            suspended=view.status == STATUS_SUSPENDED,
-        )
+        return record.resolved
+
+    def _forget(self, agency_id: str) -> None:
+        """Drop what is cached about `agency_id` after a write (keys embed its status and limits)."""
+        self._registrations.discard(agency_id)
+        self._keys.clear()
 
     def invalidate_cache(self) -> None:
         """Forget every cached registration and key (after changing them behind this service's back)."""
@@ -276,7 +269,17 @@ class RegistryService:
         query = select(ApiKey.agency_id, ApiKey.key_id, ApiKey.expires_at).where(ApiKey.key_hash == key_hash)
         with self._db.engine.connect() as connection:
             row = connection.execute(query).one_or_none()
-        return None if row is None else KeyRecord(row.agency_id, row.key_id, row.expires_at)
+        view = None if row is None else self._registrations.get(row.agency_id, self._load_view)
+        if row is None or view is None:
+            return None
+        identity = Identity(
+            CallerKind.DASHBOARD,
+            agency_id=view.agency_id,
+            key_id=row.key_id,
+            rate_limit_rps=view.rate_limit_rps,
+            rate_limit_burst=view.rate_limit_burst,
+        )
+        return KeyRecord(ResolvedKey(identity, view.status == STATUS_SUSPENDED), row.expires_at)
 
 
 def _require_agency_id(agency_id: str) -> None:

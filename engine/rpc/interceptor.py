@@ -82,7 +82,7 @@ class AccessInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
                     raise PermissionDenied("this method declares no access policy", reason="NO_POLICY")
                 identity = guard.admit(
                     rule,
-                    CallCredentials(authorization, api_key, context.peer()),
+                    CallCredentials(authorization, api_key, context.peer),
                     request,
                 )
                 token = bind_identity(identity)
