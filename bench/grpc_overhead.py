@@ -1,13 +1,13 @@
 """gRPC overhead: the engine's GetDashboardConfig against a bare grpcio echo server.
 
-Both servers run in this process, one after the other, with the same number of
-worker threads. The load generator runs in a separate (spawned) process so that
-it does not compete for this process's GIL: grpc.aio, N unary calls in flight
-over one channel, raw bytes in and out, the same code for both targets.
+Both servers run in this process side by side, with the same number of worker
+threads, and are measured in alternating rounds. The load generator runs in a
+separate (spawned) process so that it does not compete for this process's GIL:
+grpc.aio, N unary calls in flight over one channel, raw bytes in and out, the
+same code for both targets.
 
-Environment: BENCH_SECONDS (measured seconds per target and round, default 4), BENCH_CONCURRENCY
-(calls in flight, default 32), BENCH_WARMUP_SECONDS (default 1), BENCH_ROUNDS (default 5),
-ENGINE_GRPC_WORKERS (server threads of both targets, default the engine's 16).
+Environment: see bench/README.md (BENCH_SECONDS, BENCH_ROUNDS, BENCH_CONCURRENCY,
+BENCH_WARMUP_SECONDS, ENGINE_GRPC_WORKERS).
 """
 
 from __future__ import annotations
