@@ -112,9 +112,11 @@ def test_update_config_changes_only_the_fields_sent(live: LiveEngine) -> None:
     assert rotated.webhook_secret_hint == "XYZW"
     assert rotated.dashboard_name == "After"
     # Reads right after a write see it (the registration cache is updated by the write).
-    reread = stub(live).GetDashboardConfig(
-        registry_pb2.GetDashboardConfigRequest(), metadata=api_key_auth(key)
-    ).config
+    reread = (
+        stub(live)
+        .GetDashboardConfig(registry_pb2.GetDashboardConfigRequest(), metadata=api_key_auth(key))
+        .config
+    )
     assert reread == rotated
 
 
