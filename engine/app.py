@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import logging
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from engine import __version__
 from engine.auth.guard import AccessGuard
@@ -30,7 +29,6 @@ class Engine:
     registry: RegistryService
     guard: AccessGuard
     grpc: GrpcServer
-    started_at: float = field(default_factory=time.monotonic)
 
     @property
     def grpc_port(self) -> int:

@@ -6,7 +6,6 @@ import itertools
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import grpc
 import pytest
@@ -104,8 +103,3 @@ def start_engine(fresh_database_url: Callable[[str], str]) -> Iterator[Callable[
 def live(request: pytest.FixtureRequest, start_engine: Callable[..., LiveEngine]) -> LiveEngine:
     """A live engine, once on SQLite and once on PostgreSQL."""
     return start_engine(request.param)
-
-
-@pytest.fixture(scope="session")
-def repo_root() -> Path:
-    return Path(__file__).resolve().parent.parent

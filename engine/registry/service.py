@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -159,20 +161,7 @@ class RegistryService:
     def _load_view(self, agency_id: str) -> DashboardView | None:
         with self._db.engine.connect() as connection:
             row = connection.execute(_SELECT_REGISTRATION, {"agency_id": agency_id}).one_or_none()
-        if row is None:
-            return None
-        return DashboardView(
-            agency_id=row.agency_id,
-            dashboard_name=row.dashboard_name,
-            dashboard_url=row.dashboard_url,
-            webhook_secret_set=bool(row.webhook_secret_hint),
-            webhook_secret_hint=row.webhook_secret_hint,
-            status=row.status,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-            rate_limit_rps=row.rate_limit_rps,
-            rate_limit_burst=row.rate_limit_burst,
-        )
+        return None if row is None else _view(row)
 
     def update_config(self, agency_id: str, changes: ConfigChanges) -> DashboardView:
         """Apply only the given changes (PATCH semantics) and return the new configuration."""
@@ -308,12 +297,13 @@ def _get_registration(session: Session, agency_id: str, for_update: bool = False
     return registration
 
 
-def _view(registration: DashboardRegistration) -> DashboardView:
+def _view(registration: DashboardRegistration | Row[Any]) -> DashboardView:
+    """The caller-visible view of a registration (an ORM object or a Core row without the secret)."""
     return DashboardView(
         agency_id=registration.agency_id,
         dashboard_name=registration.dashboard_name,
         dashboard_url=registration.dashboard_url,
-        webhook_secret_set=bool(registration.webhook_secret_ciphertext),
+        webhook_secret_set=bool(registration.webhook_secret_hint),
         webhook_secret_hint=registration.webhook_secret_hint,
         status=registration.status,
         created_at=registration.created_at,
