@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 DEV_ENV := var/dev.env
 GOOGLEAPIS = $(shell $(BIN)/python -c 'import google.api, pathlib; print(pathlib.Path(google.api.__path__[0]))')
 
-.PHONY: help setup run migrate test test-fast lint fmt gen check-gen lint-proto breaking bench clean
+.PHONY: help setup run migrate test test-fast lint fmt gen openapi check-gen lint-proto breaking bench clean
 
 help: ## List the commands
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -50,6 +50,9 @@ fmt: $(STAMP) ## Format and autofix with ruff
 
 gen: $(STAMP) ## Regenerate gen/ from proto/
 	$(BIN)/python scripts/gen_proto.py gen
+
+openapi: $(STAMP) ## Regenerate docs/openapi.json from the descriptors (drift is checked by the tests)
+	$(BIN)/python scripts/gen_openapi.py
 
 check-gen: $(STAMP) ## Fail if gen/ differs from what proto/ generates
 	@rm -rf build/gen-check && $(BIN)/python scripts/gen_proto.py build/gen-check

@@ -26,6 +26,10 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="run the gRPC server (migrates first unless ENGINE_AUTO_MIGRATE=false)")
     commands.add_parser("migrate", help="apply database migrations and exit")
+    gateway = commands.add_parser(
+        "gateway", help="run only the REST gateway, in front of a running gRPC server"
+    )
+    gateway.add_argument("--upstream", required=True, metavar="HOST:PORT", help="the engine's gRPC address")
     dev = commands.add_parser("dev-credentials", help="create a git-ignored file of random dev credentials")
     dev.add_argument("path", type=Path)
     args = parser.parse_args(argv)
@@ -36,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
             return serve(settings)
         if args.command == "migrate":
             return migrate_database(settings)
+        if args.command == "gateway":
+            return serve_gateway(settings, args.upstream)
         return write_dev_credentials(args.path)
     except ConfigError as error:
         print(f"engine: configuration error: {error}", file=sys.stderr)
@@ -47,6 +53,58 @@ def serve(settings: Settings) -> int:
     from engine.app import build_engine
 
     engine = build_engine(settings)
+    engine.start()
+    print(f"engine: gRPC listening on {settings.grpc_addr.rpartition(':')[0]}:{engine.grpc_port}", flush=True)
+    print(
+        f"engine: REST listening on http://{settings.http_addr.rpartition(':')[0]}:{engine.http_port}",
+        flush=True,
+    )
+    _wait_for_signal()
+    engine.stop()
+    shutdown_logging()
+    return 0
+
+
+def serve_gateway(settings: Settings, upstream: str) -> int:
+    """Run the REST gateway alone, forwarding to the gRPC server at `upstream`."""
+    from engine.app import openapi_document
+    from engine.auth.credentials import derive_gateway_token
+    from engine.gateway.app import Gateway, OpsEndpoints
+    from engine.gateway.routes import routes_of
+    from engine.gateway.server import GatewayServer
+    from engine.rpc.server import SERVICES
+
+    async def upstream_serving() -> bool:
+        import grpc
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        async with grpc.aio.insecure_channel(upstream) as channel:
+            try:
+                reply = await health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(), timeout=2
+                )
+            except grpc.aio.AioRpcError:
+                return False
+        return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+    token = derive_gateway_token(settings.secret_key.get()) if settings.secret_key else ""
+    ops = OpsEndpoints(ready=upstream_serving, metrics=None, openapi_json=openapi_document())
+    gateway = Gateway(
+        upstream, routes_of(SERVICES), ops, gateway_token=token, max_body_bytes=settings.http_max_body_bytes
+    )
+    server = GatewayServer(gateway, settings.http_addr)
+    server.start()
+    print(
+        f"engine: REST gateway on http://{settings.http_addr.rpartition(':')[0]}:{server.port} -> {upstream}"
+    )
+    _wait_for_signal()
+    server.stop()
+    shutdown_logging()
+    return 0
+
+
+def _wait_for_signal() -> None:
+    """Block until SIGTERM or SIGINT."""
     stopping = threading.Event()
 
     def request_stop(signum: int, _frame: FrameType | None) -> None:
@@ -55,12 +113,7 @@ def serve(settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    engine.start()
-    print(f"engine: gRPC listening on {settings.grpc_addr.rpartition(':')[0]}:{engine.grpc_port}", flush=True)
     stopping.wait()
-    engine.stop()
-    shutdown_logging()
-    return 0
 
 
 def migrate_database(settings: Settings) -> int:

@@ -70,6 +70,8 @@ class Settings:
     grpc_addr: str = "127.0.0.1:50051"
     #: ENGINE_HTTP_ADDR — host:port of the REST gateway.
     http_addr: str = "127.0.0.1:8080"
+    #: ENGINE_HTTP_MAX_BODY_BYTES — larger REST request bodies are refused with 413.
+    http_max_body_bytes: int = 1024 * 1024
     #: ENGINE_RATE_LIMIT_RPS — default sustained requests per second per credential.
     rate_limit_rps: float = 50.0
     #: ENGINE_RATE_LIMIT_BURST — default bucket size per credential.
@@ -94,6 +96,9 @@ class Settings:
             database_url=env.get("ENGINE_DATABASE_URL") or default_database_url(),
             grpc_addr=_address(env, "ENGINE_GRPC_ADDR", cls.grpc_addr),
             http_addr=_address(env, "ENGINE_HTTP_ADDR", cls.http_addr),
+            http_max_body_bytes=_number(
+                env, "ENGINE_HTTP_MAX_BODY_BYTES", cls.http_max_body_bytes, int, minimum=1
+            ),
             rate_limit_rps=_number(env, "ENGINE_RATE_LIMIT_RPS", cls.rate_limit_rps, float, minimum=0.001),
             rate_limit_burst=_number(env, "ENGINE_RATE_LIMIT_BURST", cls.rate_limit_burst, int, minimum=1),
             grpc_workers=_number(env, "ENGINE_GRPC_WORKERS", cls.grpc_workers, int, minimum=1),

@@ -80,14 +80,19 @@ class LiveEngine:
     def target(self) -> str:
         return f"127.0.0.1:{self.engine.grpc_port}"
 
+    @property
+    def base_url(self) -> str:
+        """The REST gateway's URL (engines started with http=True)."""
+        return f"http://127.0.0.1:{self.engine.http_port}"
+
 
 @pytest.fixture
 def start_engine(fresh_database_url: Callable[[str], str]) -> Iterator[Callable[..., LiveEngine]]:
     """Factory: start an engine on `backend` with optional Settings overrides; all stopped at teardown."""
     started: list[LiveEngine] = []
 
-    def start(backend: str = "sqlite", **overrides: object) -> LiveEngine:
-        engine = build_engine(base_settings(fresh_database_url(backend), **overrides))
+    def start(backend: str = "sqlite", http: bool = False, **overrides: object) -> LiveEngine:
+        engine = build_engine(base_settings(fresh_database_url(backend), **overrides), serve_http=http)
         engine.start()
         live = LiveEngine(engine, grpc.insecure_channel(f"127.0.0.1:{engine.grpc_port}"), backend)
         started.append(live)
@@ -101,5 +106,11 @@ def start_engine(fresh_database_url: Callable[[str], str]) -> Iterator[Callable[
 
 @pytest.fixture(params=BACKENDS)
 def live(request: pytest.FixtureRequest, start_engine: Callable[..., LiveEngine]) -> LiveEngine:
-    """A live engine, once on SQLite and once on PostgreSQL."""
+    """A live engine (gRPC only), once on SQLite and once on PostgreSQL."""
     return start_engine(request.param)
+
+
+@pytest.fixture(params=BACKENDS)
+def live_http(request: pytest.FixtureRequest, start_engine: Callable[..., LiveEngine]) -> LiveEngine:
+    """A live engine with its REST gateway, once on SQLite and once on PostgreSQL."""
+    return start_engine(request.param, http=True)

@@ -55,3 +55,12 @@ def secrets_equal(given: str, expected: str) -> bool:
     if not given or not expected:
         return False
     return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+
+
+def derive_gateway_token(secret_key: str) -> str:
+    """The token by which the REST gateway proves itself to the gRPC server.
+
+    Derived from ENGINE_SECRET_KEY, so `engine serve` and a separate `engine gateway`
+    with the same environment agree without another secret to configure.
+    """
+    return hmac.new(secret_key.encode("utf-8"), b"workflow-engine/gateway/v1", hashlib.sha256).hexdigest()

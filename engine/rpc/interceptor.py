@@ -19,24 +19,37 @@ from typing import Any
 
 import grpc
 
+from engine.auth.credentials import secrets_equal
 from engine.auth.guard import AccessGuard, CallCredentials
 from engine.auth.identity import ANONYMOUS, Identity, bind_identity, unbind_identity
 from engine.auth.policy import AccessRule, lookup
 from engine.errors import EngineError, PermissionDenied
 from engine.logs import log_access
+from engine.metrics import EngineMetrics
 from engine.rpc.status import internal_error_status, rich_status
 
 access_log = logging.getLogger("engine.access")
 REQUEST_ID_KEY = "x-request-id"
+#: Sent by the REST gateway: its token, and the HTTP client's address (trusted only with the token).
+GATEWAY_TOKEN_KEY = "x-engine-gateway"  # noqa: S105 (a metadata key, not a secret)
+FORWARDED_FOR_KEY = "x-forwarded-for"
 _MAX_REQUEST_ID = 128
 
 
 class AccessInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
     """Applies the declared AccessRule of each method; refuses methods that declare none."""
 
-    def __init__(self, guard: AccessGuard, policies: Mapping[str, AccessRule | None]) -> None:
+    def __init__(
+        self,
+        guard: AccessGuard,
+        policies: Mapping[str, AccessRule | None],
+        metrics: EngineMetrics,
+        gateway_token: str,
+    ) -> None:
         self._guard = guard
         self._policies = policies
+        self._metrics = metrics
+        self._gateway_token = gateway_token
         # grpcio asks the interceptor on every call; the guarded handler of a method never changes.
         self._handlers: dict[str, Any] = {}
 
@@ -63,10 +76,12 @@ class AccessInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
 
     def _wrap(self, method: str, rule: AccessRule | None, behavior: Callable[[Any, Any], Any]) -> Any:
         guard = self._guard
+        metrics = self._metrics
+        gateway_token = self._gateway_token
 
         def guarded(request: Any, context: Any) -> Any:
             started = time.perf_counter()
-            authorization = api_key = given_request_id = ""
+            authorization = api_key = given_request_id = presented_token = forwarded_for = ""
             for key, value in context.invocation_metadata():
                 if key == "authorization":
                     authorization = value
@@ -74,6 +89,13 @@ class AccessInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
                     api_key = value
                 elif key == REQUEST_ID_KEY:
                     given_request_id = value
+                elif key == GATEWAY_TOKEN_KEY:
+                    presented_token = value
+                elif key == FORWARDED_FOR_KEY:
+                    forwarded_for = value
+            via_gateway = bool(presented_token) and secrets_equal(presented_token, gateway_token)
+            # Behind the gateway, per-peer limits apply to the HTTP client, not to the gateway.
+            peer: Any = forwarded_for if via_gateway and forwarded_for else context.peer
             request_id = _request_id(given_request_id)
             identity: Identity = ANONYMOUS
             code = grpc.StatusCode.OK
@@ -82,7 +104,7 @@ class AccessInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
                     raise PermissionDenied("this method declares no access policy", reason="NO_POLICY")
                 identity = guard.admit(
                     rule,
-                    CallCredentials(authorization, api_key, context.peer),
+                    CallCredentials(authorization, api_key, peer),
                     request,
                 )
                 token = bind_identity(identity)
@@ -110,14 +132,17 @@ class AccessInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
                 context.set_trailing_metadata(((REQUEST_ID_KEY, request_id), *trailers))
                 context.abort(code, message)
             finally:
+                elapsed = time.perf_counter() - started
+                metrics.observe_rpc(method, code.name, "rest" if via_gateway else "grpc", elapsed)
                 log_access(
                     {
                         "method": method,
                         "code": code.name,
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                        "duration_ms": round(elapsed * 1000, 3),
                         "agency_id": identity.agency_id or getattr(request, "agency_id", ""),
                         "caller": identity.kind.value,
                         "request_id": request_id,
+                        "transport": "rest" if via_gateway else "grpc",
                     }
                 )
 

@@ -21,6 +21,7 @@ from engine.errors import (
 
 ERROR_DOMAIN = "workflow-engine"
 DETAILS_KEY = "grpc-status-details-bin"
+RATE_LIMIT_POLICY = "credential"
 
 _CODES: dict[type[EngineError], grpc.StatusCode] = {
     InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
@@ -82,8 +83,11 @@ def rich_status(error: EngineError) -> tuple[grpc.StatusCode, str, list[tuple[st
                 )
             )
         )
+        # IETF RateLimit header fields (draft-ietf-httpapi-ratelimit-headers), ready for HTTP.
+        window = max(1, round(error.window_seconds))
         trailers.append(("retry-after", str(error.retry_after_seconds)))
-        trailers.append(("ratelimit-policy", f"{error.limit};w={max(1, round(error.window_seconds))}"))
+        trailers.append(("ratelimit-policy", f'"{RATE_LIMIT_POLICY}";q={error.limit};w={window}'))
+        trailers.append(("ratelimit", f'"{RATE_LIMIT_POLICY}";r=0;t={error.retry_after_seconds}'))
     elif isinstance(error, PermissionDenied) and error.reason:
         details.append(_pack(error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN)))
     status = status_pb2.Status(code=code.value[0], message=error.message, details=details)

@@ -45,7 +45,8 @@ def test_dashboard_key_bucket_refuses_with_retry_info(
     assert retry.retry_delay.seconds == 10  # one token at 0.1 token/s
     trailers = dict(error.trailing_metadata())
     assert trailers["retry-after"] == "10"
-    assert trailers["ratelimit-policy"] == "3;w=30"
+    assert trailers["ratelimit-policy"] == '"credential";q=3;w=30'
+    assert trailers["ratelimit"] == '"credential";r=0;t=10'
     # Another dashboard's key has its own bucket.
     get_config(live, api_key_auth(other))
 

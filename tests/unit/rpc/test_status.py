@@ -116,7 +116,8 @@ def test_resource_exhausted_carries_retry_info_and_retry_after_trailer() -> None
     assert message == "rate limit exceeded"
     metadata = trailer_dict(trailers)
     assert metadata["retry-after"] == "7"
-    assert metadata["ratelimit-policy"] == "20;w=4"
+    assert metadata["ratelimit-policy"] == '"credential";q=20;w=4'
+    assert metadata["ratelimit"] == '"credential";r=0;t=7'
     status = status_of(trailers)
     assert status.code == code_pb2.RESOURCE_EXHAUSTED
     retry_infos = [d for d in status.details if d.Is(error_details_pb2.RetryInfo.DESCRIPTOR)]
@@ -138,7 +139,7 @@ def test_ratelimit_policy_window_is_whole_seconds_at_least_one(window: float, sh
     _, _, trailers = rich_status(
         ResourceExhausted("x", retry_after_seconds=1, limit=5, window_seconds=window)
     )
-    assert trailer_dict(trailers)["ratelimit-policy"] == f"5;w={shown}"
+    assert trailer_dict(trailers)["ratelimit-policy"] == f'"credential";q=5;w={shown}'
 
 
 def test_trailer_values_are_ascii_strings_except_binary_details() -> None:

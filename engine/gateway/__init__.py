@@ -1,0 +1,1 @@
+"""REST gateway: generic google.api.http transcoding onto the engine's gRPC services."""
