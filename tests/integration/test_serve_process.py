@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -87,8 +88,10 @@ def wait_serving(channel: grpc.Channel, process: subprocess.Popen[str]) -> None:
 
 
 def test_serve_logs_json_without_secrets_and_stops_on_sigterm(tmp_path: Path) -> None:
-    port = free_port()
-    env = engine_env(tmp_path, ENGINE_GRPC_ADDR=f"127.0.0.1:{port}")
+    port, http_port = free_port(), free_port()
+    env = engine_env(
+        tmp_path, ENGINE_GRPC_ADDR=f"127.0.0.1:{port}", ENGINE_HTTP_ADDR=f"127.0.0.1:{http_port}"
+    )
     process = subprocess.Popen(
         [*ENGINE, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -106,6 +109,11 @@ def test_serve_logs_json_without_secrets_and_stops_on_sigterm(tmp_path: Path) ->
             registry_pb2_grpc.RegistryServiceStub(channel).ListAgencies(
                 registry_pb2.ListAgenciesRequest(), metadata=PSK_AUTH
             )
+        rest = httpx.get(
+            f"http://127.0.0.1:{http_port}/v1/internal/dashboard/config", headers={"X-API-Key": key}
+        )
+        assert rest.status_code == 200
+        assert rest.json()["config"]["agencyId"] == "proc_agency"
         process.send_signal(signal.SIGTERM)
         stdout, stderr = process.communicate(timeout=30)
     finally:
@@ -126,3 +134,61 @@ def test_serve_logs_json_without_secrets_and_stops_on_sigterm(tmp_path: Path) ->
     assert config_line["duration_ms"] >= 0
     assert "shutdown requested" in stderr
     assert "engine stopped" in stderr
+    rest_line = next(e for e in access if e["transport"] == "rest")
+    assert rest_line["method"].endswith("GetDashboardConfig")
+
+
+def test_gateway_alone_forwards_to_a_running_engine(tmp_path: Path) -> None:
+    port, http_port, gateway_port = free_port(), free_port(), free_port()
+    env = engine_env(
+        tmp_path, ENGINE_GRPC_ADDR=f"127.0.0.1:{port}", ENGINE_HTTP_ADDR=f"127.0.0.1:{http_port}"
+    )
+    engine = subprocess.Popen(
+        [*ENGINE, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    gateway_env = {**env, "ENGINE_HTTP_ADDR": f"127.0.0.1:{gateway_port}"}
+    gateway = subprocess.Popen(
+        [*ENGINE, "gateway", "--upstream", f"127.0.0.1:{port}"],
+        env=gateway_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            wait_serving(channel, engine)
+        base = f"http://127.0.0.1:{gateway_port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "standalone gateway did not become ready"
+            time.sleep(0.1)
+        response = httpx.post(
+            f"{base}/v1/internal/dashboard/register",
+            headers={"Authorization": f"PSK {PSK}"},
+            json={
+                "agencyId": "via-gateway",
+                "dashboardName": "Standalone",
+                "dashboardUrl": "https://standalone.example",
+                "webhookSecret": WEBHOOK_SECRET,
+            },
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["agencyId"] == "via-gateway"
+        engine.send_signal(signal.SIGTERM)
+        engine.communicate(timeout=30)
+        # With the engine gone, the gateway reports not ready and answers 503 for calls.
+        assert httpx.get(f"{base}/readyz").status_code == 503
+        down = httpx.get(f"{base}/v1/internal/dashboard/agencies", headers={"Authorization": f"PSK {PSK}"})
+        assert down.status_code == 503
+        gateway.send_signal(signal.SIGTERM)
+        gateway.communicate(timeout=30)
+        assert gateway.returncode == 0
+    finally:
+        for process in (engine, gateway):
+            if process.poll() is None:
+                process.kill()
