@@ -8,6 +8,7 @@ needs: routing, transcoding, header mapping and the status table.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -73,7 +74,16 @@ class Gateway:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
         elif scope["type"] == "http":
-            await self._http(scope, receive, send)
+            try:
+                await self._http(scope, receive, send)
+            except Exception:
+                # Never a stack trace in a response: log it, answer with a request id to find it by.
+                request_id = "req_" + secrets.token_hex(8)
+                log.exception("gateway error", extra={"request_id": request_id, "path": scope.get("path")})
+                message = f"internal error (request id {request_id})"
+                await _send_error(
+                    send, 500, grpc.StatusCode.INTERNAL, message, [("x-request-id", request_id)]
+                )
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -91,7 +101,8 @@ class Gateway:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        request_id = headers.get("x-request-id") or "req_" + secrets.token_hex(8)
+        given_id = headers.get("x-request-id", "")
+        request_id = given_id if _valid_metadata_value(given_id, 128) else "req_" + secrets.token_hex(8)
         base_headers = [("x-request-id", request_id)]
         method = scope["method"]
         raw_path = scope.get("raw_path") or scope["path"].encode()
@@ -124,7 +135,11 @@ class Gateway:
         except (BadRequest, UnicodeDecodeError) as error:
             await _send_error(send, 400, grpc.StatusCode.INVALID_ARGUMENT, str(error), base_headers)
             return
-        metadata = self._metadata(headers, request_id, scope.get("client"))
+        try:
+            metadata = self._metadata(headers, request_id, scope.get("client"))
+        except BadRequest as error:
+            await _send_error(send, 400, grpc.StatusCode.INVALID_ARGUMENT, str(error), base_headers)
+            return
         await self._forward(match.route, request, metadata, timeout, send, base_headers)
 
     # -- forwarding ----------------------------------------------------------------------------
@@ -140,12 +155,19 @@ class Gateway:
             metadata.append((FORWARDED_FOR_KEY, f"{family}:{shown}:{port}"))
         for name, value in headers.items():
             if name in FORWARDED_HEADERS:
-                metadata.append((name, value))
+                key = name
             elif name.startswith(METADATA_PREFIX) and len(name) > len(METADATA_PREFIX):
                 key = name[len(METADATA_PREFIX) :]
                 # A client may not pose as the gateway or pick the address its limits apply to.
-                if not key.startswith(("grpc-", GATEWAY_TOKEN_KEY, FORWARDED_FOR_KEY)):
-                    metadata.append((key, value))
+                if key.startswith(("grpc-", GATEWAY_TOKEN_KEY, FORWARDED_FOR_KEY)):
+                    continue
+            else:
+                continue
+            if not _METADATA_KEY.fullmatch(key) or key.endswith("-bin"):
+                raise BadRequest(f"header {name!r} cannot be sent as gRPC metadata")
+            if not _valid_metadata_value(value, 8192):
+                raise BadRequest(f"header {name!r} must be printable ASCII")
+            metadata.append((key, value))
         return metadata
 
     def _call(self, route: Route) -> Any:
@@ -200,6 +222,12 @@ class Gateway:
 
 
 _OPS_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
+_METADATA_KEY = re.compile(r"[0-9a-z_.-]+")
+
+
+def _valid_metadata_value(value: str, max_length: int) -> bool:
+    """Printable ASCII of a bounded length: what gRPC accepts in a text metadata value."""
+    return 0 < len(value) <= max_length and value.isascii() and value.isprintable()
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:

@@ -300,3 +300,32 @@ def test_openapi_document_is_served(http: httpx.Client) -> None:
     document = http.get("/openapi.json").json()
     assert document["openapi"].startswith("3.1")
     assert "/v1/internal/dashboard/register" in document["paths"]
+
+
+def test_bad_metadata_headers_are_400_and_bad_request_ids_are_replaced(http: httpx.Client) -> None:
+    weird_id = http.get("/v1/internal/dashboard/agencies", headers={**PSK_HEADERS, "X-Request-Id": "x" * 500})
+    assert weird_id.status_code == 200
+    assert weird_id.headers["x-request-id"].startswith("req_")
+    binary = http.get(
+        "/v1/internal/dashboard/agencies", headers={**PSK_HEADERS, "Grpc-Metadata-Thing-Bin": "AAAA"}
+    )
+    assert binary.status_code == 400
+    assert "Grpc-Metadata-Thing-Bin".lower() in binary.json()["message"]
+    non_ascii = http.get(
+        "/v1/internal/dashboard/agencies",
+        headers=[*PSK_HEADERS.items(), ("Grpc-Metadata-Note", "caf\u00e9".encode())],
+    )
+    assert non_ascii.status_code == 400
+
+
+def test_client_cannot_pose_as_the_gateway(http: httpx.Client) -> None:
+    # Grpc-Metadata-X-Engine-Gateway is dropped, so the call is still attributed to REST via the real gateway.
+    response = http.get(
+        "/v1/internal/dashboard/agencies",
+        headers={
+            **PSK_HEADERS,
+            "Grpc-Metadata-X-Engine-Gateway": "forged",
+            "Grpc-Metadata-X-Forwarded-For": "ipv4:1.2.3.4:1",
+        },
+    )
+    assert response.status_code == 200
