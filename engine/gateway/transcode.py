@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -16,6 +18,7 @@ from engine.gateway.routes import Route
 HTTP_BODY = httpbody_pb2.HttpBody.DESCRIPTOR.full_name
 JSON_CONTENT_TYPE = "application/json"
 
+_ENUM_NUMBER = re.compile(r"-?[0-9]{1,10}")
 _TRUE = frozenset({"true", "1"})
 _FALSE = frozenset({"false", "0"})
 _INTEGER_TYPES = frozenset(
@@ -79,12 +82,18 @@ def _scalar_json(field: FieldDescriptor, raw: str, where: str) -> Any:
         raise BadRequest(f"{where}: {raw!r} is not a boolean (true or false)")
     if field.type == FieldDescriptor.TYPE_ENUM:
         # Enums by name or by number.
-        return int(raw) if raw.lstrip("-").isdigit() else raw
+        return int(raw) if _ENUM_NUMBER.fullmatch(raw) else raw
     if field.type in (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT):
         try:
-            return float(raw)
+            number = float(raw)
         except ValueError:
             raise BadRequest(f"{where}: {raw!r} is not a number") from None
+        # The JSON mapping spells the non-finite values as strings.
+        if math.isnan(number):
+            return "NaN"
+        if math.isinf(number):
+            return "Infinity" if number > 0 else "-Infinity"
+        return number
     if field.type in _INTEGER_TYPES:
         # Strings are the JSON form of 64-bit integers, and the parser accepts them for all integers.
         return raw
@@ -161,6 +170,7 @@ def build_request(
         if chain is None:  # a template naming a field that does not exist: a contract bug
             raise BadRequest(f"path variable {path!r} names no request field")
         _assign(values, chain, raw, f"path variable {path!r}")
+        _clear(request, chain)  # the path wins, even when its value is the default
         bound.add(chain[0].name)
     if route.body != "*":
         for name, raw in query:
@@ -175,27 +185,87 @@ def build_request(
     return request
 
 
+def _clear(request: Message, chain: list[FieldDescriptor]) -> None:
+    """Clear the field at the end of `chain` if it is set (never creating its parents)."""
+    target: Any = request
+    for field in chain[:-1]:
+        if not target.HasField(field.name):
+            return
+        target = getattr(target, field.name)
+    target.ClearField(chain[-1].name)
+
+
 def _parse_body(request: Message, body_field: str, body: bytes, content_type: str) -> None:
-    target: Any = request if body_field == "*" else getattr(request, body_field, None)
-    if target is None:
-        raise BadRequest(f"body field {body_field!r} names no request field")
-    if target.DESCRIPTOR.full_name == HTTP_BODY:
+    field: Any = None
+    target_type: Any = request.DESCRIPTOR
+    if body_field != "*":
+        field = request.DESCRIPTOR.fields_by_name.get(body_field)
+        if field is None:
+            raise BadRequest(f"body field {body_field!r} names no request field")
+        target_type = field.message_type
+    if target_type is not None and target_type.full_name == HTTP_BODY:
         # Raw bodies pass through untouched: provider signatures cover these exact bytes.
-        target.content_type = content_type
-        target.data = body
+        raw: Any = request if body_field == "*" else getattr(request, body_field)
+        raw.content_type = content_type
+        raw.data = body
         return
     if not body.strip():
         return
     try:
         document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
         raise BadRequest(f"request body is not valid JSON: {error}") from None
+    if body_field == "*":
+        if not isinstance(document, dict):
+            raise BadRequest("request body must be a JSON object")
+        _parse_json(document, request, "request body")
+    else:
+        assert field is not None
+        if target_type is not None and not field.is_repeated and not isinstance(document, dict):
+            raise BadRequest(f"request body must be a JSON object (the {body_field!r} message)")
+        # Any kind of body field (message, scalar, repeated, map): parse it as that field.
+        _parse_json({body_field: document}, request, "request body")
+
+
+def _check_json_shapes(document: Any, message: Any, where: str) -> None:
+    """Refuse JSON the protobuf parser would quietly accept: `[]` or `""` for a message, 1.5 for an enum."""
     if not isinstance(document, dict):
-        raise BadRequest("request body must be a JSON object")
-    _parse_json(document, target, "request body")
+        return
+    for key, value in document.items():
+        field = _field(message, key)
+        if field is None or value is None:
+            continue  # unknown fields are reported by the parser itself
+        label = f"{where}.{key}" if where else key
+        entry = field.message_type
+        if entry is not None and entry.GetOptions().map_entry:
+            if not isinstance(value, dict):
+                raise BadRequest(f"{label}: expected a JSON object")
+            value_field = entry.fields_by_name["value"]
+            for item_key, item in value.items():
+                _check_json_value(item, value_field, f"{label}.{item_key}")
+        elif field.is_repeated:
+            if not isinstance(value, list):
+                raise BadRequest(f"{label}: expected a JSON array")
+            for index, item in enumerate(value):
+                _check_json_value(item, field, f"{label}[{index}]")
+        else:
+            _check_json_value(value, field, label)
+
+
+def _check_json_value(value: Any, field: FieldDescriptor, label: str) -> None:
+    message = field.message_type
+    if message is not None:
+        if message.full_name.startswith("google.protobuf."):
+            return  # well-known types have JSON forms of their own; the parser checks them
+        if not isinstance(value, dict):
+            raise BadRequest(f"{label}: expected a JSON object")
+        _check_json_shapes(value, message, label)
+    elif field.type == FieldDescriptor.TYPE_ENUM and isinstance(value, (bool, float, list, dict)):
+        raise BadRequest(f"{label}: expected an enum name or number")
 
 
 def _parse_json(document: dict[str, Any], target: Message, where: str) -> None:
+    _check_json_shapes(document, target.DESCRIPTOR, "")
     try:
         json_format.ParseDict(document, target, ignore_unknown_fields=False)
     except json_format.ParseError as error:
@@ -211,13 +281,22 @@ def _clean_parse_error(text: str) -> str:
 
 def render_response(route: Route, response: Message) -> tuple[bytes, str]:
     """The HTTP body and content type of a response (JSON, or raw for google.api.HttpBody)."""
-    target: Any = response
-    if route.response_body:
-        target = getattr(response, route.response_body)
-    if target.DESCRIPTOR.full_name == HTTP_BODY:
-        return bytes(target.data), target.content_type or "application/octet-stream"
-    document = json_format.MessageToDict(target, always_print_fields_with_no_presence=True)
-    return json.dumps(document, separators=(",", ":")).encode(), JSON_CONTENT_TYPE
+    selected: Any = response
+    field = response.DESCRIPTOR.fields_by_name[route.response_body] if route.response_body else None
+    if field is not None:
+        if field.message_type is None or field.is_repeated:
+            # Scalars, lists and maps: their JSON value as it appears within the whole response.
+            whole = json_format.MessageToDict(response, always_print_fields_with_no_presence=True)
+            return _json_bytes(whole.get(field.json_name)), JSON_CONTENT_TYPE
+        selected = getattr(response, field.name)
+    if selected.DESCRIPTOR.full_name == HTTP_BODY:
+        return bytes(selected.data), selected.content_type or "application/octet-stream"
+    document = json_format.MessageToDict(selected, always_print_fields_with_no_presence=True)
+    return _json_bytes(document), JSON_CONTENT_TYPE
+
+
+def _json_bytes(document: Any) -> bytes:
+    return json.dumps(document, separators=(",", ":")).encode()
 
 
 def message_class(descriptor: Descriptor) -> type[Message]:
