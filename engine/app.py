@@ -119,6 +119,7 @@ def build_engine(settings: Settings, *, serve_http: bool = True) -> Engine:
             ops,
             gateway_token=gateway_token,
             max_body_bytes=settings.http_max_body_bytes,
+            observe=metrics.observe_http,
         )
         engine.http = GatewayServer(gateway, settings.http_addr)
     return engine

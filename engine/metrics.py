@@ -48,6 +48,19 @@ class EngineMetrics:
             buckets=_BUCKETS,
             registry=self.registry,
         )
+        self._http_requests = Counter(
+            "engine_http_requests",
+            "REST gateway requests, by route template and HTTP status",
+            ("route", "status"),
+            registry=self.registry,
+        )
+        self._http_latency = Histogram(
+            "engine_http_request_duration_seconds",
+            "Time spent serving a REST request, gRPC call included, by route template",
+            ("route",),
+            buckets=_BUCKETS,
+            registry=self.registry,
+        )
         # labels() is comparatively slow; the children per label set never change.
         self._children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
 
@@ -60,6 +73,16 @@ class EngineMetrics:
                 self._requests.labels(method, code, transport),
                 self._latency.labels(method, transport),
             )
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def observe_http(self, route: str, status: int, seconds: float) -> None:
+        """Count one REST request and record its duration."""
+        key = ("http", route, str(status))
+        children = self._children.get(key)
+        if children is None:
+            children = (self._http_requests.labels(route, str(status)), self._http_latency.labels(route))
             self._children[key] = children
         children[0].inc()
         children[1].observe(seconds)

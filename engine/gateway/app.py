@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from urllib.parse import parse_qsl
@@ -59,12 +60,15 @@ class Gateway:
         *,
         gateway_token: str,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        observe: Callable[[str, int, float], None] | None = None,
     ) -> None:
         self._upstream = upstream
         self._router = Router(routes)
         self._ops = ops
         self._gateway_token = gateway_token
         self._max_body_bytes = max_body_bytes
+        #: Called with (route label, HTTP status, seconds) after every request.
+        self._observe = observe
         self._channel: grpc.aio.Channel | None = None
         self._calls: dict[str, Any] = {}
 
@@ -74,16 +78,27 @@ class Gateway:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
         elif scope["type"] == "http":
+            started = time.perf_counter()
+            statuses: list[int] = []
+
+            async def tracking_send(message: dict[str, Any]) -> None:
+                if message["type"] == "http.response.start":
+                    statuses.append(message["status"])
+                await send(message)
+
+            route = "unrouted"
             try:
-                await self._http(scope, receive, send)
+                route = await self._http(scope, receive, tracking_send)
             except Exception:
                 # Never a stack trace in a response: log it, answer with a request id to find it by.
                 request_id = "req_" + secrets.token_hex(8)
                 log.exception("gateway error", extra={"request_id": request_id, "path": scope.get("path")})
-                message = f"internal error (request id {request_id})"
-                await _send_error(
-                    send, 500, grpc.StatusCode.INTERNAL, message, [("x-request-id", request_id)]
-                )
+                if not statuses:
+                    message = f"internal error (request id {request_id})"
+                    headers = [("x-request-id", request_id)]
+                    await _send_error(tracking_send, 500, grpc.StatusCode.INTERNAL, message, headers)
+            if self._observe is not None and statuses:
+                self._observe(route, statuses[0], time.perf_counter() - started)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -99,7 +114,8 @@ class Gateway:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> str:
+        """Serve one request; return the route label it counts under in the metrics."""
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         given_id = headers.get("x-request-id", "")
         request_id = given_id if _valid_metadata_value(given_id, 128) else "req_" + secrets.token_hex(8)
@@ -109,7 +125,7 @@ class Gateway:
         path = raw_path.decode("latin-1")
         if path in _OPS_PATHS and method in ("GET", "HEAD"):
             await self._serve_ops(path, send, base_headers)
-            return
+            return str(path)
         try:
             match = self._router.match(method, path)
         except NoRoute as missing:
@@ -120,12 +136,13 @@ class Gateway:
                 )
             else:
                 await _send_error(send, 404, grpc.StatusCode.NOT_FOUND, "no such path", base_headers)
-            return
+            return "unrouted"
+        label = f"{method} {match.route.template.text}"
         body = await _read_body(receive, self._max_body_bytes)
         if body is None:
             limit = f"request body is larger than {self._max_body_bytes} bytes"
             await _send_error(send, 413, grpc.StatusCode.INVALID_ARGUMENT, limit, base_headers)
-            return
+            return label
         try:
             query = parse_qsl(scope.get("query_string", b"").decode("utf-8"), keep_blank_values=True)
             request = build_request(
@@ -134,13 +151,14 @@ class Gateway:
             timeout = _grpc_timeout(headers.get("grpc-timeout"))
         except (BadRequest, UnicodeDecodeError) as error:
             await _send_error(send, 400, grpc.StatusCode.INVALID_ARGUMENT, str(error), base_headers)
-            return
+            return label
         try:
             metadata = self._metadata(headers, request_id, scope.get("client"))
         except BadRequest as error:
             await _send_error(send, 400, grpc.StatusCode.INVALID_ARGUMENT, str(error), base_headers)
-            return
+            return label
         await self._forward(match.route, request, metadata, timeout, send, base_headers)
+        return label
 
     # -- forwarding ----------------------------------------------------------------------------
 

@@ -282,6 +282,8 @@ def test_healthz_readyz_and_metrics(live_http: LiveEngine, http: httpx.Client) -
     assert "engine_rpc_duration_seconds_bucket" in text
     assert "engine_auth_failures_total 1.0" in text
     assert "engine_rate_limit_rejections_total 0.0" in text
+    assert 'engine_http_requests_total{route="GET /v1/internal/dashboard/agencies",status="401"} 1.0' in text
+    assert "engine_http_request_duration_seconds_bucket" in text
 
 
 def test_readyz_follows_the_database(
