@@ -144,13 +144,14 @@ def bare_server(workers: int) -> Iterator[str]:
 
 
 def bench_settings(workdir: Path) -> Settings:
-    """Engine settings: SQLite in `workdir`, random secrets, a rate limit that never trips."""
+    """Engine settings: SQLite in `workdir`, random secrets, free ports, a rate limit that never trips."""
     return Settings(
         master_api_key=SecretStr(secrets.token_urlsafe(32)),
         internal_psk=SecretStr(secrets.token_urlsafe(32)),
         secret_key=SecretStr(secrets.token_urlsafe(48)),
         database_url=f"sqlite:///{workdir / 'engine.db'}",
         grpc_addr="127.0.0.1:0",
+        http_addr="127.0.0.1:0",  # build_engine starts the REST gateway too: never a fixed port
         rate_limit_rps=1e9,
         rate_limit_burst=10**9,
         auto_migrate=True,
