@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 DEV_ENV := var/dev.env
 GOOGLEAPIS = $(shell $(BIN)/python -c 'import google.api, pathlib; print(pathlib.Path(google.api.__path__[0]))')
 
-.PHONY: help setup run migrate test test-fast lint fmt gen openapi check-gen lint-proto breaking bench clean
+.PHONY: help setup run migrate test test-fast lint fmt gen openapi check-gen lint-proto breaking fuzz bench clean
 
 help: ## List the commands
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -71,7 +71,12 @@ lint-proto: node_modules/.bin/buf build/third_party ## buf lint (STANDARD)
 breaking: node_modules/.bin/buf build/third_party ## buf breaking (WIRE_JSON) against main (BASE=ref to change)
 	scripts/buf_breaking.sh $(or $(BASE),main)
 
-bench: $(STAMP) ## Benchmarks: engine vs. a bare grpcio server, printed as ratios
+FUZZ_EXAMPLES ?= 500
+
+fuzz: $(STAMP) ## Fuzz every REST operation from /openapi.json with schemathesis (FUZZ_EXAMPLES per operation, default 500)
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest tests/integration/test_fuzz_openapi.py -q --hypothesis-show-statistics
+
+bench: $(STAMP) ## Benchmarks: engine vs. bare grpcio, and REST vs. gRPC, printed as ratios
 	$(BIN)/python -m bench
 
 clean: ## Remove generated build output (not .venv)

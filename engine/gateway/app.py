@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import re
-import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -20,6 +19,7 @@ import grpc
 from engine.gateway import errors
 from engine.gateway.routes import NoRoute, Route, Router
 from engine.gateway.transcode import BadRequest, build_request, message_class, render_response
+from engine.request_ids import new_request_id, request_id_from
 from engine.rpc.interceptor import FORWARDED_FOR_KEY, GATEWAY_TOKEN_KEY, REQUEST_ID_KEY
 
 log = logging.getLogger("engine.gateway")
@@ -91,7 +91,7 @@ class Gateway:
                 route = await self._http(scope, receive, tracking_send)
             except Exception:
                 # Never a stack trace in a response: log it, answer with a request id to find it by.
-                request_id = "req_" + secrets.token_hex(8)
+                request_id = new_request_id()
                 log.exception("gateway error", extra={"request_id": request_id, "path": scope.get("path")})
                 if not statuses:
                     message = f"internal error (request id {request_id})"
@@ -117,8 +117,7 @@ class Gateway:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> str:
         """Serve one request; return the route label it counts under in the metrics."""
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        given_id = headers.get("x-request-id", "")
-        request_id = given_id if _valid_metadata_value(given_id, 128) else "req_" + secrets.token_hex(8)
+        request_id = request_id_from(headers.get("x-request-id"))
         base_headers = [("x-request-id", request_id)]
         method = scope["method"]
         raw_path = scope.get("raw_path") or scope["path"].encode()
@@ -183,7 +182,7 @@ class Gateway:
                 continue
             if not _METADATA_KEY.fullmatch(key) or key.endswith("-bin"):
                 raise BadRequest(f"header {name!r} cannot be sent as gRPC metadata")
-            if not _valid_metadata_value(value, 8192):
+            if not (len(value) <= MAX_METADATA_VALUE and usable_text(value)):
                 raise BadRequest(f"header {name!r} must be printable ASCII")
             metadata.append((key, value))
         return metadata
@@ -243,9 +242,12 @@ _OPS_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
 _METADATA_KEY = re.compile(r"[0-9a-z_.-]+")
 
 
-def _valid_metadata_value(value: str, max_length: int) -> bool:
-    """Printable ASCII of a bounded length: what gRPC accepts in a text metadata value."""
-    return 0 < len(value) <= max_length and value.isascii() and value.isprintable()
+MAX_METADATA_VALUE = 8192
+
+
+def usable_text(value: str) -> bool:
+    """Printable ASCII: what gRPC accepts in a text metadata value."""
+    return value.isascii() and value.isprintable()
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:

@@ -10,9 +10,7 @@ it when asking what went wrong.
 
 from __future__ import annotations
 
-import itertools
 import logging
-import secrets
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -26,6 +24,7 @@ from engine.auth.policy import AccessRule, lookup
 from engine.errors import EngineError, PermissionDenied
 from engine.logs import log_access
 from engine.metrics import EngineMetrics
+from engine.request_ids import request_id_from
 from engine.rpc.status import internal_error_status, rich_status
 
 access_log = logging.getLogger("engine.access")
@@ -33,7 +32,6 @@ REQUEST_ID_KEY = "x-request-id"
 #: Sent by the REST gateway: its token, and the HTTP client's address (trusted only with the token).
 GATEWAY_TOKEN_KEY = "x-engine-gateway"  # noqa: S105 (a metadata key, not a secret)
 FORWARDED_FOR_KEY = "x-forwarded-for"
-_MAX_REQUEST_ID = 128
 
 
 class AccessInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
@@ -96,7 +94,7 @@ class AccessInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
             via_gateway = bool(presented_token) and secrets_equal(presented_token, gateway_token)
             # Behind the gateway, per-peer limits apply to the HTTP client, not to the gateway.
             peer: Any = forwarded_for if via_gateway and forwarded_for else context.peer
-            request_id = _request_id(given_request_id)
+            request_id = request_id_from(given_request_id)
             identity: Identity = ANONYMOUS
             code = grpc.StatusCode.OK
             try:
@@ -163,15 +161,3 @@ def _refused(handler: Any) -> Any:
         else grpc.stream_unary_rpc_method_handler
     )
     return factory(refuse, handler.request_deserializer, handler.response_serializer)
-
-
-# Request ids only need to be unique, not secret: a random per-process prefix and a counter
-# are enough, and much cheaper than asking the OS for randomness on every call.
-_REQUEST_ID_PREFIX = "req_" + secrets.token_hex(4)
-_request_numbers = itertools.count(1)
-
-
-def _request_id(given: str | None) -> str:
-    if given and len(given) <= _MAX_REQUEST_ID and given.isprintable():
-        return given
-    return f"{_REQUEST_ID_PREFIX}{next(_request_numbers):08x}"

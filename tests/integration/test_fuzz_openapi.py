@@ -13,8 +13,9 @@ Every response must:
   `content_type_conformance`);
 * match the documented body schema and headers (`response_schema_conformance`,
   `response_headers_conformance`);
-* for negative cases, not be a success (`negative_data_rejection`); without credentials on
-  a secured operation, never be a success either.
+* for negative cases, not be a success (`negative_data_rejection`, except for `null`
+  field values, which proto3 JSON accepts: see `_has_null_field`); without credentials
+  on a secured operation, never be a success either.
 
 Examples per operation and credential: `FUZZ_EXAMPLES` (default 25). Generation is
 derandomized, so every run sends the same requests. `pytest --hypothesis-show-statistics`
@@ -44,6 +45,7 @@ from schemathesis.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from schemathesis.core.result import Ok
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from engine.app import build_engine, openapi_document
@@ -68,17 +70,18 @@ CHECKS = [
     negative_data_rejection,
 ]
 
-#: Values the registry accepts (or nearly), so that some bodies get past validation.
+#: Values the registry accepts (or nearly), so that some bodies get past its validation.
+_PRINTABLE = st.characters(exclude_categories=("Cc", "Cs"))
 PLAUSIBLE_FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "agencyId": st.from_regex(r"[A-Za-z0-9_-]{1,64}", fullmatch=True),
-    "dashboardName": st.text(min_size=1, max_size=200),
+    "dashboardName": st.text(_PRINTABLE, min_size=1, max_size=200),
     "dashboardUrl": st.builds(
         "{}://{}.example.com/{}".format,
         st.sampled_from(["https", "http", "ftp"]),
         st.from_regex(r"[a-z0-9-]{1,20}", fullmatch=True),
-        st.text(max_size=30),
+        st.text(_PRINTABLE, max_size=30),
     ),
-    "webhookSecret": st.text(min_size=30, max_size=100),
+    "webhookSecret": st.text(_PRINTABLE, min_size=31, max_size=100),
     "gracePeriodSeconds": st.integers(min_value=-1, max_value=700_000).map(str),
 }
 
@@ -220,7 +223,7 @@ def _headers(credential: str, dashboard: Dashboard) -> dict[str, str]:
 # -- strategies -----------------------------------------------------------------------------
 
 
-def _aimed_at(operation: Operation, agency_id: str, case: Case) -> Case:
+def _aimed_at(operation: Operation, agency_id: str, case: Case[Any]) -> Case[Any]:
     """`case`, naming the registered agency wherever the operation takes an `agencyId`."""
     if "path" in operation.agency_id_in:
         case.path_parameters = {**(case.path_parameters or {}), "agencyId": agency_id}
@@ -231,10 +234,10 @@ def _aimed_at(operation: Operation, agency_id: str, case: Case) -> Case:
     return case
 
 
-_strategies: dict[tuple[int, Operation, str], st.SearchStrategy[Case]] = {}
+_strategies: dict[tuple[int, Operation, str], st.SearchStrategy[Case[Any]]] = {}
 
 
-def _strategy(schema: OpenApiSchema, operation: Operation, agency_id: str) -> st.SearchStrategy[Case]:
+def _strategy(schema: OpenApiSchema, operation: Operation, agency_id: str) -> st.SearchStrategy[Case[Any]]:
     """Positive and negative cases, plausible bodies; the valid ones also aimed at `agency_id`.
 
     Negative cases are left as generated: aiming could overwrite the very value that makes
@@ -246,9 +249,8 @@ def _strategy(schema: OpenApiSchema, operation: Operation, agency_id: str) -> st
     api_operation = schema[operation.path][operation.method]
     valid = [api_operation.as_strategy(generation_mode=GenerationMode.POSITIVE)]
     if operation.plausible_fields:
-        bodies = st.fixed_dictionaries(
-            {}, optional={name: PLAUSIBLE_FIELDS[name] for name in operation.plausible_fields}
-        )
+        fields = {name: PLAUSIBLE_FIELDS[name] for name in operation.plausible_fields}
+        bodies = st.fixed_dictionaries(fields) | st.fixed_dictionaries({}, optional=fields)
         valid.append(bodies.flatmap(lambda body: api_operation.as_strategy(body=body)))
     if operation.agency_id_in:
         valid += [s.map(lambda case: _aimed_at(operation, agency_id, case)) for s in list(valid)]
@@ -268,11 +270,26 @@ def _is_unimplemented(response: Any) -> bool:
     return isinstance(body, dict) and body.get("code") == UNIMPLEMENTED
 
 
+def _has_null_field(body: Any) -> bool:
+    """Whether a JSON body sets some field, at any depth, to `null`.
+
+    The proto3 JSON mapping accepts `null` for every field and reads it as the field's
+    default, and so does the gateway; the document types those fields as plain strings,
+    so schemathesis counts `null` as invalid data. Such requests are not held to
+    `negative_data_rejection` (a documentation gap, not a gateway bug).
+    """
+    if isinstance(body, dict):
+        return any(value is None or _has_null_field(value) for value in body.values())
+    return False
+
+
 # -- the tests ------------------------------------------------------------------------------
 
 
 def test_every_served_operation_is_fuzzed(schema: OpenApiSchema) -> None:
-    served = {result.ok().label for result in schema.get_all_operations()}
+    results = list(schema.get_all_operations())
+    assert all(isinstance(result, Ok) for result in results), results
+    served = {result.ok().label for result in results if isinstance(result, Ok)}
     assert served == {operation.label for operation in OPERATIONS}
 
 
@@ -298,12 +315,16 @@ def test_fuzz(
     headers = _headers(credential, dashboard)
     response = case.call(base_url=base_url, headers=headers, timeout=10)
     event(f"status {response.status_code}")
-    checks = CHECKS
+    skipped = set()
     if _is_unimplemented(response):
-        checks = [check for check in CHECKS if check is not not_a_server_error]
-    case.validate_response(response, checks=checks, headers=headers)
+        skipped.add(not_a_server_error)
+    if _has_null_field(case.body):
+        skipped.add(negative_data_rejection)
+    case.validate_response(
+        response, checks=[check for check in CHECKS if check not in skipped], headers=headers
+    )
     if credential == "anonymous" and operation.schemes:
         assert response.status_code >= 400, f"{operation.label} answered without credentials"
-    if operation.operation_id == "RegistryService_RotateApiKey" and response.status_code == 200:
-        if credential == "dashboard-key" or response.json()["agencyId"] == dashboard.agency_id:
-            dashboard.api_key = response.json()["apiKey"]
+    rotated = operation.operation_id == "RegistryService_RotateApiKey" and response.status_code == 200
+    if rotated and response.json()["agencyId"] == dashboard.agency_id:
+        dashboard.api_key = response.json()["apiKey"]  # later examples use the new key
