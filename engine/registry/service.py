@@ -12,7 +12,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from engine.auth.credentials import generate_api_key, hash_api_key
+from engine.auth.credentials import NewApiKey, generate_api_key, hash_api_key
 from engine.auth.guard import ResolvedKey
 from engine.auth.identity import CallerKind, Identity
 from engine.cache import TtlCache
@@ -135,15 +135,7 @@ class RegistryService:
                     )
                 )
                 session.flush()
-                session.add(
-                    ApiKey(
-                        key_id=key.key_id,
-                        agency_id=agency_id,
-                        prefix=key.prefix,
-                        key_hash=key.key_hash,
-                        created_at=now,
-                    )
-                )
+                session.add(_stored_key(key, agency_id, now))
         except IntegrityError:
             # Lost a race with a concurrent registration of the same agencyId.
             raise _already_registered(agency_id) from None
@@ -225,15 +217,7 @@ class RegistryService:
                 .where(or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > expires_at))
                 .values(expires_at=expires_at)
             )
-            session.add(
-                ApiKey(
-                    key_id=key.key_id,
-                    agency_id=agency_id,
-                    prefix=key.prefix,
-                    key_hash=key.key_hash,
-                    created_at=now,
-                )
-            )
+            session.add(_stored_key(key, agency_id, now))
         self._forget(agency_id)  # the agency's older keys now carry an expiry
         return Rotation(agency_id=agency_id, api_key=key.plaintext, previous_key_expires_at=expires_at)
 
@@ -269,6 +253,13 @@ class RegistryService:
             rate_limit_burst=view.rate_limit_burst,
         )
         return KeyRecord(ResolvedKey(identity, view.status == STATUS_SUSPENDED), row.expires_at)
+
+
+def _stored_key(key: NewApiKey, agency_id: str, now: datetime) -> ApiKey:
+    """The row that stores a new key: its hash and visible prefix, never the key itself."""
+    return ApiKey(
+        key_id=key.key_id, agency_id=agency_id, prefix=key.prefix, key_hash=key.key_hash, created_at=now
+    )
 
 
 def _require_agency_id(agency_id: str) -> None:
