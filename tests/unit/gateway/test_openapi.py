@@ -18,12 +18,12 @@ from google.protobuf import (
     timestamp_pb2,
     wrappers_pb2,
 )
-from google.protobuf.descriptor import FileDescriptor
 from openapi_spec_validator import validate
 
 from engine.gateway.openapi import build_openapi, comments_from_files
 from engine.gateway.routes import Route, routes_of
 from engine.rpc.server import SERVICES
+from tests.support.protos import add_file
 from workflow_engine.v1 import options_pb2
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
@@ -238,17 +238,6 @@ def test_schemas_follow_the_protobuf_json_mapping(doc: dict[str, Any]) -> None:
 # -- genericity: a contract the module has never seen ----------------------------------------------
 
 
-def _add_file(pool: descriptor_pool.DescriptorPool, file: FileDescriptor, added: set[str]) -> None:
-    if file.name in added:
-        return
-    for dependency in file.dependencies:
-        _add_file(pool, dependency, added)
-    proto = descriptor_pb2.FileDescriptorProto()
-    file.CopyToProto(proto)
-    pool.Add(proto)
-    added.add(file.name)
-
-
 def _field(
     message: descriptor_pb2.DescriptorProto,
     name: str,
@@ -387,7 +376,7 @@ def demo() -> dict[str, Any]:
         wrappers_pb2,
         options_pb2,
     ):
-        _add_file(pool, module.DESCRIPTOR, added)
+        add_file(pool, module.DESCRIPTOR, added)
     pool.Add(_demo_file())
     routes = routes_of([pool.FindServiceByName("demo.v1.ThingService")])
     assert len(routes) == 5

@@ -7,7 +7,6 @@ engine's own contract at the end.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 import pytest
 from google.api import annotations_pb2, http_pb2
@@ -15,7 +14,6 @@ from google.protobuf import descriptor_pb2, descriptor_pool
 from google.protobuf.descriptor import (
     Descriptor,
     FieldDescriptor,
-    FileDescriptor,
     MethodDescriptor,
     ServiceDescriptor,
 )
@@ -24,6 +22,7 @@ from engine.gateway.routes import NoRoute, Route, RouteConflictError, Router, ro
 from engine.gateway.template import PathTemplate
 from engine.gateway.transcode import build_request
 from engine.rpc.server import SERVICES
+from tests.support.protos import add_file, http_rule
 
 # --- the synthetic services ---------------------------------------------------------------------------
 
@@ -31,64 +30,43 @@ PACKAGE = "routetest.v1"
 _F = descriptor_pb2.FieldDescriptorProto
 
 
-def _rule(**fields: Any) -> http_pb2.HttpRule:
-    """An HttpRule; `custom=(kind, path)` and `additional=[rule, ...]` besides its own fields."""
-    custom = fields.pop("custom", None)
-    additional = fields.pop("additional", ())
-    rule = http_pb2.HttpRule(**fields)
-    if custom is not None:
-        rule.custom.kind, rule.custom.path = custom
-    rule.additional_bindings.extend(additional)
-    return rule
-
-
 # service → [(method, rule or None)]; every method takes a Req and returns a Sub.
 _SERVICES: dict[str, list[tuple[str, http_pb2.HttpRule | None]]] = {
     "ThingService": [
-        ("Get", _rule(get="/v1/things/{id}")),
-        ("GetSpecial", _rule(get="/v1/things/special")),
-        ("List", _rule(get="/v1/things")),
+        ("Get", http_rule(get="/v1/things/{id}")),
+        ("GetSpecial", http_rule(get="/v1/things/special")),
+        ("List", http_rule(get="/v1/things")),
         (
             "Create",
-            _rule(
+            http_rule(
                 post="/v1/things",
                 body="*",
                 additional=[
-                    _rule(put="/v1/things/{id}", body="*"),
-                    _rule(custom=("head", "/v1/things/{id}")),
+                    http_rule(put="/v1/things/{id}", body="*"),
+                    http_rule(custom=("head", "/v1/things/{id}")),
                 ],
             ),
         ),
-        ("Update", _rule(patch="/v1/things/{thing.id}", body="thing")),
-        ("Cancel", _rule(post="/v1/things/{id}:cancel", body="*")),
-        ("Batch", _rule(post="/v1/things:batch", body="*")),
-        ("GetByName", _rule(get="/v1/{name=things/*}/meta", response_body="thing")),
-        ("Read", _rule(get="/v1/files/{path=**}")),
-        ("ReadMeta", _rule(get="/v1/files/{path=**}:meta")),
+        ("Update", http_rule(patch="/v1/things/{thing.id}", body="thing")),
+        ("Cancel", http_rule(post="/v1/things/{id}:cancel", body="*")),
+        ("Batch", http_rule(post="/v1/things:batch", body="*")),
+        ("GetByName", http_rule(get="/v1/{name=things/*}/meta", response_body="thing")),
+        ("Read", http_rule(get="/v1/files/{path=**}")),
+        ("ReadMeta", http_rule(get="/v1/files/{path=**}:meta")),
         ("NoHttp", None),
     ],
-    "BrokenService": [("Bad", _rule(get="/v1/{id"))],
+    "BrokenService": [("Bad", http_rule(get="/v1/{id"))],
     "ClashService": [
-        ("ById", _rule(get="/v1/clash/{id}")),
-        ("ByName", _rule(get="/v1/clash/{name=*}")),
-        ("Other", _rule(post="/v1/clash/{id}", body="*")),
+        ("ById", http_rule(get="/v1/clash/{id}")),
+        ("ByName", http_rule(get="/v1/clash/{name=*}")),
+        ("Other", http_rule(post="/v1/clash/{id}", body="*")),
     ],
 }
 
 
-def _add_file(pool: descriptor_pool.DescriptorPool, file: FileDescriptor, added: set[str]) -> None:
-    """Copies a file of the default pool, dependencies first, into `pool`."""
-    if file.name in added:
-        return
-    for dependency in file.dependencies:
-        _add_file(pool, dependency, added)
-    pool.Add(descriptor_pb2.FileDescriptorProto.FromString(file.serialized_pb))
-    added.add(file.name)
-
-
 def _build_pool() -> descriptor_pool.DescriptorPool:
     pool = descriptor_pool.DescriptorPool()
-    _add_file(pool, annotations_pb2.DESCRIPTOR, set())
+    add_file(pool, annotations_pb2.DESCRIPTOR, set())
     file = descriptor_pb2.FileDescriptorProto(
         name="routetest/v1/routes.proto",
         package=PACKAGE,

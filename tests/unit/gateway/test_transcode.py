@@ -24,11 +24,12 @@ from google.protobuf import (
     timestamp_pb2,
     wrappers_pb2,
 )
-from google.protobuf.descriptor import Descriptor, FileDescriptor, ServiceDescriptor
+from google.protobuf.descriptor import Descriptor, ServiceDescriptor
 from google.protobuf.message import Message
 
 from engine.gateway.routes import Route, Router, routes_of
 from engine.gateway.transcode import BadRequest, build_request, render_response
+from tests.support.protos import add_file, http_rule
 
 # --- the synthetic service -------------------------------------------------------------------------
 
@@ -106,61 +107,50 @@ _MESSAGES: list[tuple[str, list[tuple[str, str]]]] = [
 ]
 
 
-def _rule(**fields: Any) -> http_pb2.HttpRule:
-    """An HttpRule; `custom=(kind, path)` and `additional=[rule, ...]` besides its own fields."""
-    custom = fields.pop("custom", None)
-    additional = fields.pop("additional", ())
-    rule = http_pb2.HttpRule(**fields)
-    if custom is not None:
-        rule.custom.kind, rule.custom.path = custom
-    rule.additional_bindings.extend(additional)
-    return rule
-
-
 # (method, request, response, rule)
 _METHODS: list[tuple[str, str, str, http_pb2.HttpRule]] = [
-    ("GetThing", "GetThingRequest", "Thing", _rule(get="/v1/things/{id}")),
-    ("GetSpecialThing", "GetThingRequest", "Thing", _rule(get="/v1/things/special")),
-    ("ListThings", "ListThingsRequest", "ListThingsResponse", _rule(get="/v1/things")),
-    ("SearchThings", "ListThingsRequest", "ListThingsResponse", _rule(custom=("search", "/v1/things"))),
+    ("GetThing", "GetThingRequest", "Thing", http_rule(get="/v1/things/{id}")),
+    ("GetSpecialThing", "GetThingRequest", "Thing", http_rule(get="/v1/things/special")),
+    ("ListThings", "ListThingsRequest", "ListThingsResponse", http_rule(get="/v1/things")),
+    ("SearchThings", "ListThingsRequest", "ListThingsResponse", http_rule(custom=("search", "/v1/things"))),
     (
         "ListThingItems",
         "ListThingsRequest",
         "ListThingsResponse",
-        _rule(get="/v1/things:items", response_body="things"),
+        http_rule(get="/v1/things:items", response_body="things"),
     ),
     (
         "CreateThing",
         "CreateThingRequest",
         "Thing",
-        _rule(
+        http_rule(
             post="/v1/shelves/{shelf}/things",
             body="*",
-            additional=[_rule(post="/v1/things", body="thing")],
+            additional=[http_rule(post="/v1/things", body="thing")],
         ),
     ),
-    ("UpdateThing", "UpdateThingRequest", "Thing", _rule(patch="/v1/things/{thing.id}", body="thing")),
-    ("LookupThing", "UpdateThingRequest", "Thing", _rule(get="/v1/lookup/{thing.id}")),
-    ("DeleteThing", "CancelThingRequest", "Thing", _rule(delete="/v1/things/{id}")),
-    ("CancelThing", "CancelThingRequest", "Thing", _rule(post="/v1/things/{id}:cancel", body="*")),
+    ("UpdateThing", "UpdateThingRequest", "Thing", http_rule(patch="/v1/things/{thing.id}", body="thing")),
+    ("LookupThing", "UpdateThingRequest", "Thing", http_rule(get="/v1/lookup/{thing.id}")),
+    ("DeleteThing", "CancelThingRequest", "Thing", http_rule(delete="/v1/things/{id}")),
+    ("CancelThing", "CancelThingRequest", "Thing", http_rule(post="/v1/things/{id}:cancel", body="*")),
     (
         "GetThingSummary",
         "CancelThingRequest",
         "ThingEnvelope",
-        _rule(
+        http_rule(
             get="/v1/things/{id}/summary",
             response_body="thing",
-            additional=[_rule(get="/v1/things/{id}/attachment", response_body="content")],
+            additional=[http_rule(get="/v1/things/{id}/attachment", response_body="content")],
         ),
     ),
-    ("UploadThing", "UploadRequest", "Thing", _rule(post="/v1/uploads/{upload_id}", body="raw")),
-    ("Echo", "google.api.HttpBody", "google.api.HttpBody", _rule(post="/v1/echo", body="*")),
-    ("DownloadThing", "NameRequest", "google.api.HttpBody", _rule(get="/v1/{name=things/*}/content")),
-    ("ReadFile", "FileRequest", "google.api.HttpBody", _rule(get="/v1/files/{path=**}")),
-    ("WriteFile", "FileRequest", "Thing", _rule(post="/v1/files/{path=**}", body="*")),
-    ("SetCounter", "CounterRequest", "Thing", _rule(post="/v1/counters/{value}:set", body="*")),
-    ("SetNote", "NoteRequest", "Thing", _rule(post="/v1/notes", body="note")),
-    ("TagNote", "NoteRequest", "Thing", _rule(post="/v1/notes:tag", body="tags")),
+    ("UploadThing", "UploadRequest", "Thing", http_rule(post="/v1/uploads/{upload_id}", body="raw")),
+    ("Echo", "google.api.HttpBody", "google.api.HttpBody", http_rule(post="/v1/echo", body="*")),
+    ("DownloadThing", "NameRequest", "google.api.HttpBody", http_rule(get="/v1/{name=things/*}/content")),
+    ("ReadFile", "FileRequest", "google.api.HttpBody", http_rule(get="/v1/files/{path=**}")),
+    ("WriteFile", "FileRequest", "Thing", http_rule(post="/v1/files/{path=**}", body="*")),
+    ("SetCounter", "CounterRequest", "Thing", http_rule(post="/v1/counters/{value}:set", body="*")),
+    ("SetNote", "NoteRequest", "Thing", http_rule(post="/v1/notes", body="note")),
+    ("TagNote", "NoteRequest", "Thing", http_rule(post="/v1/notes:tag", body="tags")),
 ]
 
 
@@ -214,16 +204,6 @@ def _file_proto() -> descriptor_pb2.FileDescriptorProto:
     return file
 
 
-def _add_file(pool: descriptor_pool.DescriptorPool, file: FileDescriptor, added: set[str]) -> None:
-    """Copies a file of the default pool, dependencies first, into `pool`."""
-    if file.name in added:
-        return
-    for dependency in file.dependencies:
-        _add_file(pool, dependency, added)
-    pool.Add(descriptor_pb2.FileDescriptorProto.FromString(file.serialized_pb))
-    added.add(file.name)
-
-
 def _build_service() -> tuple[descriptor_pool.DescriptorPool, ServiceDescriptor]:
     pool = descriptor_pool.DescriptorPool()
     added: set[str] = set()
@@ -235,7 +215,7 @@ def _build_service() -> tuple[descriptor_pool.DescriptorPool, ServiceDescriptor]
         annotations_pb2,
         httpbody_pb2,
     ):
-        _add_file(pool, module.DESCRIPTOR, added)
+        add_file(pool, module.DESCRIPTOR, added)
     pool.Add(_file_proto())
     return pool, pool.FindServiceByName(f"{PACKAGE}.ThingService")
 
