@@ -30,12 +30,6 @@ class Identity(NamedTuple):
     rate_limit_rps: float | None = None
     rate_limit_burst: int | None = None
 
-    def can_act_for(self, agency_id: str) -> bool:
-        """True when this caller may act on `agency_id`."""
-        if self.kind is CallerKind.DASHBOARD:
-            return self.agency_id == agency_id
-        return self.kind in (CallerKind.PSK, CallerKind.MASTER)
-
 
 ANONYMOUS = Identity(CallerKind.ANONYMOUS)
 

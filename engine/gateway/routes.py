@@ -13,8 +13,6 @@ from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 
 from engine.gateway.template import PathTemplate, TemplateError
 
-HTTP_METHODS = ("get", "put", "post", "delete", "patch")
-
 
 class RouteConflictError(Exception):
     """Two rules would serve the same method and path; raised at start-up."""

@@ -92,6 +92,7 @@ class AccessInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
                 elif key == FORWARDED_FOR_KEY:
                     forwarded_for = value
             via_gateway = bool(presented_token) and secrets_equal(presented_token, gateway_token)
+            transport = "rest" if via_gateway else "grpc"
             # Behind the gateway, per-peer limits apply to the HTTP client, not to the gateway.
             peer: Any = forwarded_for if via_gateway and forwarded_for else context.peer
             request_id = request_id_from(given_request_id)
@@ -120,6 +121,7 @@ class AccessInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
             except NotImplementedError:
                 # Generated base servicers raise this for RPCs of later issues.
                 code = grpc.StatusCode.UNIMPLEMENTED
+                context.set_trailing_metadata(((REQUEST_ID_KEY, request_id),))
                 context.abort(code, f"{method} is not implemented yet")
             except Exception:
                 if context.code() is not None:  # the servicer aborted on purpose
@@ -131,7 +133,7 @@ class AccessInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
                 context.abort(code, message)
             finally:
                 elapsed = time.perf_counter() - started
-                metrics.observe_rpc(method, code.name, "rest" if via_gateway else "grpc", elapsed)
+                metrics.observe_rpc(method, code.name, transport, elapsed)
                 log_access(
                     {
                         "method": method,
@@ -140,7 +142,7 @@ class AccessInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
                         "agency_id": identity.agency_id or getattr(request, "agency_id", ""),
                         "caller": identity.kind.value,
                         "request_id": request_id,
-                        "transport": "rest" if via_gateway else "grpc",
+                        "transport": transport,
                     }
                 )
 

@@ -9,12 +9,12 @@ from google.protobuf import descriptor_pb2, descriptor_pool
 from google.protobuf.descriptor import FileDescriptor
 
 
-def add_file(pool: descriptor_pool.DescriptorPool, file: FileDescriptor, added: set[str]) -> None:
+def _add_file(pool: descriptor_pool.DescriptorPool, file: FileDescriptor, added: set[str]) -> None:
     """Copy a file of the default pool, dependencies first, into `pool` (once)."""
     if file.name in added:
         return
     for dependency in file.dependencies:
-        add_file(pool, dependency, added)
+        _add_file(pool, dependency, added)
     pool.Add(descriptor_pb2.FileDescriptorProto.FromString(file.serialized_pb))
     added.add(file.name)
 
@@ -24,7 +24,7 @@ def private_pool(*modules: Any) -> descriptor_pool.DescriptorPool:
     pool = descriptor_pool.DescriptorPool()
     added: set[str] = set()
     for module in modules:
-        add_file(pool, module.DESCRIPTOR, added)
+        _add_file(pool, module.DESCRIPTOR, added)
     return pool
 
 

@@ -13,7 +13,6 @@ import pytest
 from google.api import annotations_pb2, http_pb2, httpbody_pb2
 from google.protobuf import (
     descriptor_pb2,
-    descriptor_pool,
     field_mask_pb2,
     timestamp_pb2,
     wrappers_pb2,
@@ -23,7 +22,7 @@ from openapi_spec_validator import validate
 from engine.gateway.openapi import build_openapi, comments_from_files
 from engine.gateway.routes import Route, routes_of
 from engine.rpc.server import SERVICES
-from tests.support.protos import add_file
+from tests.support.protos import private_pool
 from workflow_engine.v1 import options_pb2
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
@@ -364,9 +363,7 @@ def _demo_file() -> descriptor_pb2.FileDescriptorProto:
 
 @pytest.fixture(scope="module")
 def demo() -> dict[str, Any]:
-    pool = descriptor_pool.DescriptorPool()
-    added: set[str] = set()
-    for module in (
+    pool = private_pool(
         descriptor_pb2,
         http_pb2,
         annotations_pb2,
@@ -375,8 +372,7 @@ def demo() -> dict[str, Any]:
         field_mask_pb2,
         wrappers_pb2,
         options_pb2,
-    ):
-        add_file(pool, module.DESCRIPTOR, added)
+    )
     pool.Add(_demo_file())
     routes = routes_of([pool.FindServiceByName("demo.v1.ThingService")])
     assert len(routes) == 5

@@ -22,7 +22,7 @@ from engine.gateway.routes import NoRoute, Route, RouteConflictError, Router, ro
 from engine.gateway.template import PathTemplate
 from engine.gateway.transcode import build_request
 from engine.rpc.server import SERVICES
-from tests.support.protos import add_file, http_rule
+from tests.support.protos import http_rule, private_pool
 
 # --- the synthetic services ---------------------------------------------------------------------------
 
@@ -65,8 +65,7 @@ _SERVICES: dict[str, list[tuple[str, http_pb2.HttpRule | None]]] = {
 
 
 def _build_pool() -> descriptor_pool.DescriptorPool:
-    pool = descriptor_pool.DescriptorPool()
-    add_file(pool, annotations_pb2.DESCRIPTOR, set())
+    pool = private_pool(annotations_pb2)
     file = descriptor_pb2.FileDescriptorProto(
         name="routetest/v1/routes.proto",
         package=PACKAGE,

@@ -29,7 +29,7 @@ from google.protobuf.message import Message
 
 from engine.gateway.routes import Route, Router, routes_of
 from engine.gateway.transcode import BadRequest, build_request, render_response
-from tests.support.protos import add_file, http_rule
+from tests.support.protos import http_rule, private_pool
 
 # --- the synthetic service -------------------------------------------------------------------------
 
@@ -205,17 +205,14 @@ def _file_proto() -> descriptor_pb2.FileDescriptorProto:
 
 
 def _build_service() -> tuple[descriptor_pool.DescriptorPool, ServiceDescriptor]:
-    pool = descriptor_pool.DescriptorPool()
-    added: set[str] = set()
-    for module in (
+    pool = private_pool(
         timestamp_pb2,
         duration_pb2,
         wrappers_pb2,
         field_mask_pb2,
         annotations_pb2,
         httpbody_pb2,
-    ):
-        add_file(pool, module.DESCRIPTOR, added)
+    )
     pool.Add(_file_proto())
     return pool, pool.FindServiceByName(f"{PACKAGE}.ThingService")
 
