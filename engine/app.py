@@ -9,14 +9,14 @@ import logging
 from dataclasses import dataclass
 
 from engine import __version__
-from engine.auth.credentials import derive_gateway_token
+from engine.auth.credentials import derive_gateway_token, derive_key
 from engine.auth.guard import AccessGuard
 from engine.config import Settings
 from engine.crypto import SecretCipher
 from engine.gateway.app import Gateway, OpsEndpoints
 from engine.gateway.openapi import build_openapi
 from engine.gateway.routes import routes_of
-from engine.gateway.server import GatewayServer
+from engine.gateway.server import GatewayServer, bind
 from engine.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from engine.metrics import EngineMetrics
 from engine.ratelimit import RateLimiter
@@ -24,8 +24,15 @@ from engine.registry.service import RegistryService
 from engine.registry.servicer import RegistryServicer
 from engine.rpc.interceptor import AccessInterceptor
 from engine.rpc.server import SERVICES, GrpcServer, policy_table
+from engine.sessions.providers import Provider
+from engine.sessions.providers.sandbox import SandboxProvider
+from engine.sessions.providers.waha import WahaProvider
+from engine.sessions.service import SessionService
+from engine.sessions.servicer import SessionsServicer
 from engine.store import migrate
 from engine.store.database import Database
+from engine.webhooks.ingress import ProviderIngress
+from engine.webhooks.servicer import WebhookServicer
 
 log = logging.getLogger("engine")
 
@@ -37,6 +44,9 @@ class Engine:
     settings: Settings
     database: Database
     registry: RegistryService
+    sessions: SessionService
+    ingress: ProviderIngress
+    providers: dict[str, Provider]
     guard: AccessGuard
     metrics: EngineMetrics
     grpc: GrpcServer
@@ -74,6 +84,8 @@ class Engine:
         if self.http is not None:
             self.http.stop()
         self.grpc.stop(grace_seconds)
+        for provider in self.providers.values():
+            provider.close()
         self.database.dispose()
         log.info("engine stopped")
 
@@ -84,20 +96,32 @@ def build_engine(settings: Settings, *, serve_http: bool = True) -> Engine:
     database = Database(settings.database_url)
     if settings.auto_migrate:
         migrate.upgrade(database)
+    metrics = EngineMetrics()
+    # Bound first: the providers must know the address their webhooks come back to.
+    http_socket = bind(settings.http_addr) if serve_http else None
+    ingress_base = settings.ingress_base_url(http_socket.getsockname()[1] if http_socket else None)
+    providers = build_providers(settings, ingress_base)
+    ingress = ProviderIngress(database, providers, count=metrics.count_provider_event)
+    sandbox = providers["sandbox"]
+    assert isinstance(sandbox, SandboxProvider)
+    sandbox.attach(ingress.accept)
     registry = RegistryService(database, SecretCipher(settings.secret_key.get()))
+    sessions = SessionService(database, providers, settings.default_provider)
     guard = AccessGuard(
         psk=settings.internal_psk.get(),
         master_key=settings.master_api_key.get(),
         resolve_key=registry.resolve_api_key,
         limiter=RateLimiter(settings.rate_limit_rps, settings.rate_limit_burst),
         failed_auth_limiter=RateLimiter(settings.rate_limit_rps, settings.rate_limit_burst),
+        verify_provider=ingress.verify_request,
     )
-    metrics = EngineMetrics()
     metrics.watch_guard(lambda: (guard.counters.auth_failures, guard.counters.rate_limit_rejections))
     servicers = {
         "workflow_engine.v1.RegistryService": RegistryServicer(
             registry, settings.rate_limit_rps, settings.rate_limit_burst
         ),
+        "workflow_engine.v1.SessionsService": SessionsServicer(sessions),
+        "workflow_engine.v1.WebhookService": WebhookServicer(ingress),
     }
     gateway_token = derive_gateway_token(settings.secret_key.get())
     server = GrpcServer(
@@ -106,8 +130,8 @@ def build_engine(settings: Settings, *, serve_http: bool = True) -> Engine:
         settings.grpc_addr,
         settings.grpc_workers,
     )
-    engine = Engine(settings, database, registry, guard, metrics, server)
-    if serve_http:
+    engine = Engine(settings, database, registry, sessions, ingress, providers, guard, metrics, server)
+    if http_socket is not None:
         ops = OpsEndpoints(
             ready=lambda: _database_ready(database),
             metrics=lambda: (metrics.render(), METRICS_CONTENT_TYPE),
@@ -121,9 +145,27 @@ def build_engine(settings: Settings, *, serve_http: bool = True) -> Engine:
             gateway_token=gateway_token,
             max_body_bytes=settings.http_max_body_bytes,
             observe=metrics.observe_http,
+            forward_headers=ingress.signature_headers(),
         )
-        engine.http = GatewayServer(gateway, settings.http_addr)
+        engine.http = GatewayServer(gateway, http_socket)
     return engine
+
+
+def build_providers(settings: Settings, ingress_base_url: str) -> dict[str, Provider]:
+    """The provider adapters this engine drives: always the sandbox, WAHA when configured."""
+    providers: dict[str, Provider] = {
+        "sandbox": SandboxProvider(
+            derive_key(settings.secret_key.get(), "sandbox-ingress"), settings.sandbox_pairing_seconds
+        )
+    }
+    if settings.waha_url:
+        providers["waha"] = WahaProvider(
+            settings.waha_url,
+            settings.waha_api_key.get(),
+            settings.waha_webhook_secret.get(),
+            f"{ingress_base_url}/v1/webhooks/waha",
+        )
+    return providers
 
 
 async def _database_ready(database: Database) -> bool:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 MIN_SECRET_KEY_LENGTH = 32
 
@@ -82,6 +83,19 @@ class Settings:
     auto_migrate: bool = True
     #: ENGINE_LOG_LEVEL — DEBUG, INFO, WARNING, ERROR.
     log_level: str = "INFO"
+    #: ENGINE_DEFAULT_PROVIDER — provider of sessions created without one: sandbox or waha.
+    default_provider: str = "sandbox"
+    #: ENGINE_PUBLIC_URL — base URL at which providers reach this engine's REST gateway
+    #: (their webhooks go to {ENGINE_PUBLIC_URL}/v1/webhooks/{provider}); default http://ENGINE_HTTP_ADDR.
+    public_url: str = ""
+    #: ENGINE_SANDBOX_PAIRING_SECONDS — how long a sandbox session shows its QR code before it pairs.
+    sandbox_pairing_seconds: float = 3.0
+    #: ENGINE_WAHA_URL — base URL of the WAHA server (the waha provider is available when set).
+    waha_url: str = ""
+    #: ENGINE_WAHA_API_KEY — sent to WAHA as X-Api-Key.
+    waha_api_key: SecretStr = field(default_factory=lambda: SecretStr(""))
+    #: ENGINE_WAHA_WEBHOOK_SECRET — HMAC key WAHA signs its webhooks with (required with ENGINE_WAHA_URL).
+    waha_webhook_secret: SecretStr = field(default_factory=lambda: SecretStr(""))
 
     REQUIRED_TO_SERVE = ("ENGINE_API_KEY", "WORKFLOW_ENGINE_INTERNAL_PSK", "ENGINE_SECRET_KEY")
 
@@ -104,7 +118,26 @@ class Settings:
             grpc_workers=_number(env, "ENGINE_GRPC_WORKERS", cls.grpc_workers, int, minimum=1),
             auto_migrate=_flag(env, "ENGINE_AUTO_MIGRATE", cls.auto_migrate),
             log_level=_choice(env, "ENGINE_LOG_LEVEL", cls.log_level, ("DEBUG", "INFO", "WARNING", "ERROR")),
+            default_provider=_choice(
+                env, "ENGINE_DEFAULT_PROVIDER", cls.default_provider, ("SANDBOX", "WAHA")
+            ).lower(),
+            public_url=_base_url(env, "ENGINE_PUBLIC_URL"),
+            sandbox_pairing_seconds=_number(
+                env, "ENGINE_SANDBOX_PAIRING_SECONDS", cls.sandbox_pairing_seconds, float, minimum=0.0
+            ),
+            waha_url=_base_url(env, "ENGINE_WAHA_URL"),
+            waha_api_key=SecretStr(env.get("ENGINE_WAHA_API_KEY", "")),
+            waha_webhook_secret=SecretStr(env.get("ENGINE_WAHA_WEBHOOK_SECRET", "")),
         )
+
+    def ingress_base_url(self, http_port: int | None = None) -> str:
+        """The base URL providers post their webhooks to (ENGINE_PUBLIC_URL or the gateway's address)."""
+        if self.public_url:
+            return self.public_url
+        host, _, port = self.http_addr.rpartition(":")
+        if host in ("", "0.0.0.0", "::", "[::]"):  # noqa: S104 (a wildcard, not a bind)
+            host = "127.0.0.1"
+        return f"http://{host}:{http_port if http_port is not None else port}"
 
     def require_serving_secrets(self) -> None:
         """Raise ConfigError for the first missing or too-short secret needed to serve."""
@@ -115,6 +148,10 @@ class Settings:
                 raise ConfigError(f"{name} is required but not set")
         if len(self.secret_key.get()) < MIN_SECRET_KEY_LENGTH:
             raise ConfigError(f"ENGINE_SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters")
+        if self.waha_url and not self.waha_webhook_secret:
+            raise ConfigError("ENGINE_WAHA_WEBHOOK_SECRET is required when ENGINE_WAHA_URL is set")
+        if self.default_provider == "waha" and not self.waha_url:
+            raise ConfigError("ENGINE_DEFAULT_PROVIDER is waha but ENGINE_WAHA_URL is not set")
 
 
 def _address(env: Mapping[str, str], name: str, default: str) -> str:
@@ -122,6 +159,15 @@ def _address(env: Mapping[str, str], name: str, default: str) -> str:
     host, sep, port = value.rpartition(":")
     if not sep or not host or not (port.isascii() and port.isdigit()) or not 0 <= int(port) <= 65535:
         raise ConfigError(f"{name} must be HOST:PORT")
+    return value
+
+
+def _base_url(env: Mapping[str, str], name: str) -> str:
+    value = (env.get(name) or "").rstrip("/")
+    if value:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+            raise ConfigError(f"{name} must be an http or https URL")
     return value
 
 

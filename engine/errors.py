@@ -61,6 +61,11 @@ class FailedPrecondition(EngineError):
 
 
 @dataclass
+class Unavailable(EngineError):
+    """A dependency (a messaging provider) could not do its part; retrying later may work."""
+
+
+@dataclass
 class ResourceExhausted(EngineError):
     """A rate limit was hit; retry after `retry_after_seconds`."""
 

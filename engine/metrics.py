@@ -61,6 +61,12 @@ class EngineMetrics:
             buckets=_BUCKETS,
             registry=self.registry,
         )
+        self._provider_events = Counter(
+            "engine_provider_events",
+            "Provider webhook events, by provider and outcome (stored, duplicate, unroutable, ignored)",
+            ("provider", "outcome"),
+            registry=self.registry,
+        )
         # labels() is comparatively slow; the children per label set never change.
         self._children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
 
@@ -86,6 +92,10 @@ class EngineMetrics:
             self._children[key] = children
         children[0].inc()
         children[1].observe(seconds)
+
+    def count_provider_event(self, provider: str, outcome: str) -> None:
+        """Count one provider event by what recording it did."""
+        self._provider_events.labels(provider, outcome).inc()
 
     def watch_guard(self, read: Callable[[], tuple[int, int]]) -> None:
         """Export (auth failures, rate-limit rejections) as read from the guard at scrape time."""

@@ -64,6 +64,8 @@ def base_settings(database_url: str, **overrides: object) -> Settings:
         rate_limit_rps=1000.0,
         rate_limit_burst=10_000,
         grpc_workers=8,
+        # Sandbox sessions pair at once unless a test asks otherwise.
+        sandbox_pairing_seconds=0.0,
     )
     return replace(settings, **overrides)  # type: ignore[arg-type]
 

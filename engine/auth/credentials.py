@@ -57,6 +57,13 @@ def secrets_equal(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
 
 
+def derive_key(secret_key: str, purpose: str) -> bytes:
+    """A 32-byte key for one `purpose`, derived from ENGINE_SECRET_KEY (so no more secrets to configure)."""
+    return hmac.new(
+        secret_key.encode("utf-8"), f"workflow-engine/{purpose}/v1".encode(), hashlib.sha256
+    ).digest()
+
+
 def derive_gateway_token(secret_key: str) -> str:
     """The token by which the REST gateway proves itself to the gRPC server.
 

@@ -7,7 +7,7 @@ metadata and request and turns its errors into statuses.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -45,6 +45,8 @@ class CallCredentials(NamedTuple):
     api_key: str = ""
     #: The caller's address, or a function giving it (asked only when a limit is per peer).
     peer: str | Callable[[], str] = ""
+    #: Every metadata entry of the call (asked only to check a provider's signature headers).
+    metadata: Callable[[], Sequence[tuple[str, str | bytes]]] = tuple
 
     def peer_address(self) -> str:
         """The caller's address, e.g. `ipv4:127.0.0.1:5555`."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -31,6 +31,9 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 #: HTTP request headers forwarded as gRPC metadata under the same (lower-case) name.
 FORWARDED_HEADERS = frozenset({"x-api-key", "authorization"})
+#: Response header metadata a servicer sets to choose the HTTP success status (grpc-gateway's
+#: documented pattern), e.g. 202 for accepted-but-not-processed. Not shown as Grpc-Metadata-*.
+HTTP_CODE_KEY = "x-http-code"
 METADATA_PREFIX = "grpc-metadata-"
 _TIMEOUT_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
 
@@ -61,8 +64,11 @@ class Gateway:
         gateway_token: str,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         observe: Callable[[str, int, float], None] | None = None,
+        forward_headers: Iterable[str] = (),
     ) -> None:
         self._upstream = upstream
+        #: HTTP headers sent on as metadata of the same (lower-case) name, e.g. provider signatures.
+        self._forwarded = FORWARDED_HEADERS | {name.lower() for name in forward_headers}
         self._router = Router(routes)
         self._ops = ops
         self._gateway_token = gateway_token
@@ -171,7 +177,7 @@ class Gateway:
             shown = f"[{host}]" if family == "ipv6" else host
             metadata.append((FORWARDED_FOR_KEY, f"{family}:{shown}:{port}"))
         for name, value in headers.items():
-            if name in FORWARDED_HEADERS:
+            if name in self._forwarded:
                 key = name
             elif name.startswith(METADATA_PREFIX) and len(name) > len(METADATA_PREFIX):
                 key = name[len(METADATA_PREFIX) :]
@@ -219,8 +225,14 @@ class Gateway:
             await _send(send, status, base_headers + extra, payload, errors.JSON_TYPE)
             return
         body, content_type = render_response(route, response)
-        headers = base_headers + [(f"grpc-metadata-{k}", v) for k, v in (initial or ()) if isinstance(v, str)]
-        await _send(send, 200, headers, body, content_type)
+        status = 200
+        headers = list(base_headers)
+        for key, value in initial or ():
+            if key == HTTP_CODE_KEY:
+                status = _success_status(value)
+            elif isinstance(value, str):
+                headers.append((f"grpc-metadata-{key}", value))
+        await _send(send, status, headers, body, content_type)
 
     async def _serve_ops(self, path: str, send: Send, headers: list[tuple[str, str]]) -> None:
         if path == "/healthz":
@@ -236,6 +248,12 @@ class Gateway:
             await _send(send, 200, headers, self._ops.openapi_json, errors.JSON_TYPE)
         else:
             await _send_error(send, 404, grpc.StatusCode.NOT_FOUND, "no such path", headers)
+
+
+def _success_status(value: str | bytes) -> int:
+    """The HTTP status a servicer asked for with `x-http-code` (only 2xx; anything else is 200)."""
+    text = value.decode("latin-1") if isinstance(value, bytes) else value
+    return int(text) if text.isdigit() and 200 <= int(text) <= 299 else 200
 
 
 _OPS_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})

@@ -29,8 +29,9 @@ def bind(address: str) -> socket.socket:
 class GatewayServer:
     """uvicorn serving a Gateway; start() returns once it accepts connections."""
 
-    def __init__(self, gateway: Gateway, address: str) -> None:
-        self._socket = bind(address)
+    def __init__(self, gateway: Gateway, address: str | socket.socket) -> None:
+        """Serve `gateway` on `address` (HOST:PORT) or on a socket already bound with `bind`."""
+        self._socket = bind(address) if isinstance(address, str) else address
         self.port: int = self._socket.getsockname()[1]
         config = uvicorn.Config(
             gateway,

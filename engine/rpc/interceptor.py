@@ -103,7 +103,7 @@ class AccessInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
                     raise PermissionDenied("this method declares no access policy", reason="NO_POLICY")
                 identity = guard.admit(
                     rule,
-                    CallCredentials(authorization, api_key, peer),
+                    CallCredentials(authorization, api_key, peer, context.invocation_metadata),
                     request,
                 )
                 token = bind_identity(identity)

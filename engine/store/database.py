@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,6 +34,7 @@ class Database:
         if self.is_sqlite:
             event.listen(self.engine, "connect", _configure_sqlite_connection)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._write_lock = threading.Lock() if self.is_sqlite else None
 
     @property
     def dialect(self) -> str:
@@ -42,7 +44,14 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A session whose work is committed on success and rolled back on any error."""
-        with self._sessions.begin() as session:
+        if self._write_lock is None:
+            with self._sessions.begin() as session:
+                yield session
+            return
+        # SQLite has one writer at a time. Taking turns here, rather than in SQLite's busy
+        # handler, keeps the wait fair and avoids the error SQLite returns at once when a
+        # transaction that has read tries to write after another one committed.
+        with self._write_lock, self._sessions.begin() as session:
             yield session
 
     @contextmanager

@@ -7,17 +7,20 @@ from dataclasses import dataclass
 
 import grpc
 import pytest
+from google.api import httpbody_pb2
 from google.protobuf import symbol_database
 from google.protobuf.descriptor import MethodDescriptor
+from google.protobuf.message import Message
 from google.rpc import error_details_pb2
 from sqlalchemy import update
 
 from engine.auth.policy import rule_of
 from engine.registry.models import STATUS_SUSPENDED, DashboardRegistration
 from engine.rpc.server import SERVICES
+from engine.sessions.providers.sandbox import SandboxProvider
 from tests.conftest import LiveEngine
 from tests.support.rpc import MASTER_AUTH, PSK_AUTH, Metadata, api_key_auth, detail_of, register
-from workflow_engine.v1 import options_pb2, registry_pb2, registry_pb2_grpc
+from workflow_engine.v1 import options_pb2, registry_pb2, registry_pb2_grpc, webhook_pb2
 
 DENIALS = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
 
@@ -54,13 +57,18 @@ def agencies(live: LiveEngine) -> Agencies:
 
 
 def call(
-    live: LiveEngine, method: MethodDescriptor, metadata: Metadata, agency_id: str = "agency-a"
+    live: LiveEngine,
+    method: MethodDescriptor,
+    metadata: Metadata,
+    agency_id: str = "agency-a",
+    request: Message | None = None,
 ) -> grpc.StatusCode:
-    """Call `method` with a minimal request naming `agency_id`; return the status code."""
+    """Call `method` with `request` (default: a minimal one naming `agency_id`); return the status code."""
     request_class = symbol_database.Default().GetSymbol(method.input_type.full_name)
-    request = request_class()
-    if "agency_id" in method.input_type.fields_by_name:
-        request.agency_id = agency_id
+    if request is None:
+        request = request_class()
+        if "agency_id" in method.input_type.fields_by_name:
+            request.agency_id = agency_id
     multicallable = live.channel.unary_unary(
         f"/{method.containing_service.full_name}/{method.name}",
         request_serializer=request_class.SerializeToString,
@@ -136,12 +144,25 @@ def test_right_credential_passes_the_guard(
 ) -> None:
     rule = rule_of(method.containing_service, method.name)
     assert rule is not None
+    if rule.allows(options_pb2.CREDENTIAL_PROVIDER_SIGNATURE):
+        request, metadata = signed_sandbox_webhook(live)
+        assert call(live, method, metadata, request=request) not in DENIALS
+        return
     usable = [credential_for(kind, agencies) for kind in sorted(rule.credentials)]
-    usable_metadata = [m for m in usable if m is not None]
-    if not usable_metadata:
-        pytest.skip("provider signatures are verified by the provider issue")
-    for metadata in usable_metadata:
+    for metadata in usable:
+        assert metadata is not None
         assert call(live, method, metadata) not in DENIALS
+
+
+def signed_sandbox_webhook(live: LiveEngine) -> tuple[Message, Metadata]:
+    """A provider webhook with the sandbox provider's valid signature."""
+    body = b'{"id":"evt_matrix","event":"session.status","session":"nobody","payload":{"status":"WORKING"}}'
+    sandbox = live.engine.providers["sandbox"]
+    assert isinstance(sandbox, SandboxProvider)
+    request = webhook_pb2.ReceiveProviderWebhookRequest(
+        provider="sandbox", body=httpbody_pb2.HttpBody(content_type="application/json", data=body)
+    )
+    return request, (("x-sandbox-signature", sandbox.sign(body)),)
 
 
 @pytest.mark.parametrize("method", METHODS, ids=lambda m: m.name)

@@ -1,0 +1,1 @@
+"""Messaging sessions: bindings to agencies and tenants, conversations, messages, providers."""

@@ -1,0 +1,126 @@
+"""Reads and writes shared by the sessions API and the provider ingress (inside a transaction)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from engine.errors import NotFound
+from engine.ids import new_id
+from engine.sessions.models import Conversation, SessionBinding
+from engine.sessions.notices import SESSION_STATUS, Notice, Publisher
+from engine.sessions.views import session_view
+
+#: Conversations keep the start of their last message for listings.
+EXCERPT_LENGTH = 200
+
+
+def find_session(
+    tx: Session, agency_id: str, tenant_id: str, session_id: str, *, for_update: bool = False
+) -> SessionBinding:
+    """The live session `session_id` of `agency_id` (and of `tenant_id` when given).
+
+    NotFound when it does not exist, was deleted, or belongs to another agency or tenant:
+    the answer never reveals that another agency's session exists.
+    """
+    query = select(SessionBinding).where(
+        SessionBinding.session_id == session_id,
+        SessionBinding.agency_id == agency_id,
+        SessionBinding.deleted_at.is_(None),
+    )
+    if for_update:
+        query = query.with_for_update()
+    binding = tx.scalars(query).one_or_none()
+    if binding is None or (tenant_id and binding.tenant_id != tenant_id):
+        raise NotFound(f"session {session_id!r} not found")
+    return binding
+
+
+def find_session_at_provider(tx: Session, provider: str, provider_session: str) -> SessionBinding | None:
+    """The live session the provider calls `provider_session`, locked for the update to come."""
+    query = (
+        select(SessionBinding)
+        .where(
+            SessionBinding.provider == provider,
+            SessionBinding.provider_session == provider_session,
+            SessionBinding.deleted_at.is_(None),
+        )
+        .with_for_update()
+    )
+    return tx.scalars(query).one_or_none()
+
+
+def touch_conversation(
+    tx: Session, binding: SessionBinding, peer: str, text: str, at: datetime
+) -> Conversation:
+    """The conversation of `binding` with `peer`, created if new, updated with a new message."""
+    conversation = _conversation_with(tx, binding.session_id, peer)
+    if conversation is None:
+        conversation = Conversation(
+            conversation_id=new_id("cnv"),
+            session_id=binding.session_id,
+            agency_id=binding.agency_id,
+            tenant_id=binding.tenant_id,
+            peer=peer,
+            message_count=0,
+            created_at=at,
+            last_message_at=at,
+        )
+        try:
+            # A savepoint: a concurrent first message from the same peer must not fail this event.
+            with tx.begin_nested():
+                tx.add(conversation)
+        except IntegrityError:
+            conversation = _conversation_with(tx, binding.session_id, peer)
+            assert conversation is not None
+    conversation.last_message_at = max(conversation.last_message_at, at)
+    conversation.last_message_text = text[:EXCERPT_LENGTH]
+    conversation.message_count += 1
+    return conversation
+
+
+def _conversation_with(tx: Session, session_id: str, peer: str) -> Conversation | None:
+    query = (
+        select(Conversation)
+        .where(Conversation.session_id == session_id, Conversation.peer == peer)
+        .with_for_update()
+    )
+    return tx.scalars(query).one_or_none()
+
+
+def change_session_status(
+    tx: Session,
+    binding: SessionBinding,
+    status: str,
+    now: datetime,
+    publish: Publisher,
+    *,
+    account_id: str | None = None,
+) -> bool:
+    """Move `binding` to `status` (and account), publishing a session.status notice; False if unchanged."""
+    account_changed = account_id is not None and account_id != binding.account_id
+    if status == binding.status and not account_changed:
+        return False
+    previous = binding.status
+    binding.status = status
+    if account_id is not None:
+        binding.account_id = account_id
+    binding.updated_at = now
+    tx.flush()
+    if status != previous:
+        view = session_view(binding)
+        publish(
+            tx,
+            Notice(
+                SESSION_STATUS,
+                binding.agency_id,
+                binding.tenant_id,
+                binding.session_id,
+                session=view,
+                previous_status=previous,
+            ),
+        )
+    return True

@@ -1,0 +1,1 @@
+"""Webhooks: provider ingress (and, later, the outbox, dispatcher and signing)."""

@@ -1,0 +1,249 @@
+"""Provider ingress: verify a provider's webhook, parse it, record each event in one transaction.
+
+This is the engine's second path (ARCHITECTURE.md §5): `/v1/webhooks/{provider}` → verify
+the provider's signature (through the AccessGuard, as the `PROVIDER_SIGNATURE` credential)
+→ parse into provider-neutral events → find the session they belong to → one transaction
+per event: receipt, conversation, message or status change, notices for the dashboard.
+The sandbox provider feeds its simulated events through `accept`, the very same pipeline.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from engine.auth.guard import CallCredentials
+from engine.errors import Unauthenticated, invalid
+from engine.ids import new_id
+from engine.sessions import lifecycle
+from engine.sessions.models import INBOUND, SessionBinding, StoredMessage
+from engine.sessions.notices import MESSAGE_RECEIVED, MESSAGE_STATUS, Notice, Publisher, publish_nowhere
+from engine.sessions.providers import (
+    InboundMessage,
+    MalformedPayload,
+    MessageAck,
+    Provider,
+    ProviderEvent,
+    SessionStatusChanged,
+)
+from engine.sessions.store import change_session_status, find_session_at_provider, touch_conversation
+from engine.sessions.views import MessageView, message_view
+from engine.store.base import utcnow
+from engine.store.database import Database
+from engine.webhooks.models import ProviderEventReceipt, UnroutableProviderEvent
+
+log = logging.getLogger("engine.ingress")
+
+
+class Outcome(enum.Enum):
+    """What recording one provider event did."""
+
+    STORED = "stored"
+    #: The same event (or the same provider message) was recorded before.
+    DUPLICATE = "duplicate"
+    #: For a session the engine does not know; kept in unroutable_provider_events.
+    UNROUTABLE = "unroutable"
+    #: Nothing to change (e.g. an ack for a message the engine never sent).
+    IGNORED = "ignored"
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """The outcome of one event, with the message it stored or changed, if any."""
+
+    outcome: Outcome
+    message: MessageView | None = None
+
+
+@dataclass(frozen=True)
+class IngressResult:
+    """Outcomes of every event of one webhook."""
+
+    recorded: tuple[Recorded, ...]
+
+    @property
+    def unroutable(self) -> int:
+        """Events for sessions the engine does not know."""
+        return sum(1 for r in self.recorded if r.outcome is Outcome.UNROUTABLE)
+
+    @property
+    def accepted(self) -> int:
+        """Events the engine took responsibility for (stored now or before)."""
+        return len(self.recorded) - self.unroutable
+
+
+_EVENT_TYPES = {InboundMessage: "message", MessageAck: "message.ack", SessionStatusChanged: "session.status"}
+
+
+class ProviderIngress:
+    """Verifies, parses and records provider webhooks."""
+
+    def __init__(
+        self,
+        database: Database,
+        providers: Mapping[str, Provider],
+        *,
+        publish: Publisher = publish_nowhere,
+        clock: Callable[[], datetime] = utcnow,
+        count: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self._db = database
+        self._providers = providers
+        self._publish = publish
+        self._clock = clock
+        #: Called with (provider, outcome) for every event, for the metrics.
+        self._count = count
+
+    def signature_headers(self) -> frozenset[str]:
+        """Every HTTP header some provider needs to verify its webhooks."""
+        return frozenset().union(*(p.signature_headers for p in self._providers.values()))
+
+    # -- verification (the AccessGuard's PROVIDER_SIGNATURE credential) --------------------------
+
+    def verify_request(self, request: Any, credentials: CallCredentials) -> bool:
+        """True if a ReceiveProviderWebhook request carries its provider's valid signature."""
+        provider = self._providers.get(request.provider)
+        if provider is None:
+            return False
+        wanted = provider.signature_headers
+        headers = {k: v for k, v in credentials.metadata() if k in wanted and isinstance(v, str)}
+        return provider.verify_signature(request.body.data, headers)
+
+    # -- recording -------------------------------------------------------------------------------
+
+    def accept(self, provider_name: str, body: bytes, headers: Mapping[str, str]) -> IngressResult:
+        """Verify and record a webhook given in full (how the sandbox delivers its events)."""
+        provider = self._providers.get(provider_name)
+        if provider is None or not provider.verify_signature(body, headers):
+            raise Unauthenticated("the provider signature is missing or invalid")
+        return self.receive(provider_name, body)
+
+    def receive(self, provider_name: str, body: bytes) -> IngressResult:
+        """Record every event of a verified webhook body; INVALID_ARGUMENT if it cannot be parsed.
+
+        Parsing happens before anything is written, so a malformed body stores nothing.
+        """
+        provider = self._providers.get(provider_name)
+        if provider is None:
+            raise invalid("provider", f"unknown provider {provider_name!r}")
+        try:
+            events = provider.parse_events(body)
+        except MalformedPayload as error:
+            raise invalid("body", str(error)) from None
+        return IngressResult(tuple(self.record(provider_name, event) for event in events))
+
+    def record(self, provider: str, event: ProviderEvent) -> Recorded:
+        """Record one event in one transaction; a second delivery of it changes nothing."""
+        try:
+            with self._db.transaction() as tx:
+                result = self._record(tx, provider, event)
+        except IntegrityError:
+            # A concurrent delivery of the same event (or provider message) committed first.
+            result = Recorded(Outcome.DUPLICATE)
+        if self._count is not None:
+            self._count(provider, result.outcome.value)
+        return result
+
+    def _record(self, tx: Session, provider: str, event: ProviderEvent) -> Recorded:
+        if tx.get(ProviderEventReceipt, (provider, event.event_id)) is not None:
+            return Recorded(Outcome.DUPLICATE)
+        now = self._clock()
+        tx.add(ProviderEventReceipt(provider=provider, event_id=event.event_id, received_at=now))
+        binding = find_session_at_provider(tx, provider, event.provider_session)
+        if binding is None:
+            tx.add(
+                UnroutableProviderEvent(
+                    provider=provider,
+                    provider_session=event.provider_session[:128],
+                    event_type=_EVENT_TYPES[type(event)],
+                    event_id=event.event_id,
+                    received_at=now,
+                )
+            )
+            log.warning(
+                "provider event for an unknown session",
+                extra={"provider": provider, "provider_session": event.provider_session[:128]},
+            )
+            return Recorded(Outcome.UNROUTABLE)
+        if isinstance(event, InboundMessage):
+            return self._inbound(tx, binding, event, now)
+        if isinstance(event, MessageAck):
+            return self._ack(tx, binding, event, now)
+        changed = change_session_status(
+            tx, binding, event.status, now, self._publish, account_id=event.account_id or None
+        )
+        return Recorded(Outcome.STORED if changed else Outcome.IGNORED)
+
+    def _inbound(
+        self, tx: Session, binding: SessionBinding, event: InboundMessage, now: datetime
+    ) -> Recorded:
+        if _message_at(tx, binding.session_id, event.provider_message_id, lock=False) is not None:
+            return Recorded(Outcome.DUPLICATE)
+        conversation = touch_conversation(tx, binding, event.sender, event.text, now)
+        message = StoredMessage(
+            message_id=new_id("msg"),
+            conversation_id=conversation.conversation_id,
+            session_id=binding.session_id,
+            agency_id=binding.agency_id,
+            tenant_id=binding.tenant_id,
+            direction=INBOUND,
+            sender=event.sender,
+            recipient=lifecycle.chat_id_of(binding.account_id) or binding.account_id,
+            text=event.text,
+            status=lifecycle.RECEIVED,
+            provider_message_id=event.provider_message_id,
+            created_at=now,
+            updated_at=now,
+        )
+        tx.add(message)
+        tx.flush()
+        view = message_view(message)
+        self._publish(
+            tx,
+            Notice(MESSAGE_RECEIVED, binding.agency_id, binding.tenant_id, binding.session_id, message=view),
+        )
+        return Recorded(Outcome.STORED, view)
+
+    def _ack(self, tx: Session, binding: SessionBinding, event: MessageAck, now: datetime) -> Recorded:
+        message = _message_at(tx, binding.session_id, event.provider_message_id, lock=True)
+        if message is None:
+            return Recorded(Outcome.IGNORED)
+        previous = message.status
+        status = lifecycle.next_message_status(previous, event.status)
+        if status == previous:
+            return Recorded(Outcome.IGNORED, message_view(message))
+        message.status = status
+        message.updated_at = now
+        tx.flush()
+        view = message_view(message)
+        self._publish(
+            tx,
+            Notice(
+                MESSAGE_STATUS,
+                binding.agency_id,
+                binding.tenant_id,
+                binding.session_id,
+                message=view,
+                previous_status=previous,
+            ),
+        )
+        return Recorded(Outcome.STORED, view)
+
+
+def _message_at(
+    tx: Session, session_id: str, provider_message_id: str, *, lock: bool
+) -> StoredMessage | None:
+    query = select(StoredMessage).where(
+        StoredMessage.session_id == session_id, StoredMessage.provider_message_id == provider_message_id
+    )
+    if lock:
+        query = query.with_for_update()
+    return tx.scalars(query).one_or_none()
