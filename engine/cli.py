@@ -73,6 +73,8 @@ def serve_gateway(settings: Settings, upstream: str) -> int:
     from engine.gateway.routes import routes_of
     from engine.gateway.server import GatewayServer
     from engine.rpc.server import SERVICES
+    from engine.sessions.providers.sandbox import SandboxProvider
+    from engine.sessions.providers.waha import WahaProvider
 
     async def upstream_serving() -> bool:
         import grpc
@@ -90,7 +92,12 @@ def serve_gateway(settings: Settings, upstream: str) -> int:
     token = derive_gateway_token(settings.secret_key.get()) if settings.secret_key else ""
     ops = OpsEndpoints(ready=upstream_serving, metrics=None, openapi_json=openapi_document())
     gateway = Gateway(
-        upstream, routes_of(SERVICES), ops, gateway_token=token, max_body_bytes=settings.http_max_body_bytes
+        upstream,
+        routes_of(SERVICES),
+        ops,
+        gateway_token=token,
+        max_body_bytes=settings.http_max_body_bytes,
+        forward_headers=SandboxProvider.signature_headers | WahaProvider.signature_headers,
     )
     server = GatewayServer(gateway, settings.http_addr)
     server.start()

@@ -251,9 +251,9 @@ class Gateway:
 
 
 def _success_status(value: str | bytes) -> int:
-    """The HTTP status a servicer asked for with `x-http-code` (only 2xx; anything else is 200)."""
+    """The HTTP status a servicer asked for with `x-http-code`: a 2xx that has a body, else 200."""
     text = value.decode("latin-1") if isinstance(value, bytes) else value
-    return int(text) if text.isdigit() and 200 <= int(text) <= 299 else 200
+    return int(text) if text.isdigit() and 200 <= int(text) <= 299 and int(text) not in (204, 205) else 200
 
 
 _OPS_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})

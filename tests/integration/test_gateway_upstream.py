@@ -34,6 +34,10 @@ def get_config(request: registry_pb2.GetDashboardConfigRequest, context: Any) ->
 
 
 def receive_webhook(request: webhook_pb2.ReceiveProviderWebhookRequest, context: Any) -> Any:
+    seen_metadata.append(dict(context.invocation_metadata()))
+    # The provider name picks the HTTP status the servicer asks for (x-http-code).
+    if request.provider.startswith("status-"):
+        context.send_initial_metadata((("x-http-code", request.provider.removeprefix("status-")),))
     # Echo what arrived so the test can check the bytes were untouched.
     context.set_trailing_metadata((("x-body-length", str(len(request.body.data))),))
     return webhook_pb2.ReceiveProviderWebhookResponse(accepted=len(request.body.data))
@@ -79,7 +83,14 @@ def gateway() -> Iterator[str]:
 
     ops = OpsEndpoints(ready=ready, metrics=None, openapi_json=b"{}")
     http = GatewayServer(
-        Gateway(f"127.0.0.1:{port}", routes_of(SERVICES), ops, gateway_token="t" * 16), "127.0.0.1:0"
+        Gateway(
+            f"127.0.0.1:{port}",
+            routes_of(SERVICES),
+            ops,
+            gateway_token="t" * 16,
+            forward_headers=("X-Webhook-Hmac",),
+        ),
+        "127.0.0.1:0",
     )
     http.start()
     seen_metadata.clear()
@@ -139,3 +150,23 @@ def test_raw_bodies_pass_through_untouched_both_ways(gateway: str) -> None:
     assert challenge.status_code == 200
     assert challenge.headers["content-type"] == "text/plain"
     assert challenge.content == b"12345"
+
+
+def test_forward_headers_reach_the_server_and_others_do_not(gateway: str) -> None:
+    httpx.post(
+        f"{gateway}/v1/webhooks/waha",
+        content=b"{}",
+        headers={"X-Webhook-Hmac": "abc", "X-Other-Signature": "def"},
+    )
+    (metadata,) = seen_metadata
+    assert metadata["x-webhook-hmac"] == "abc"
+    assert "x-other-signature" not in metadata
+
+
+@pytest.mark.parametrize(
+    ("asked", "answered"), [("202", 202), ("201", 201), ("204", 200), ("500", 200), ("abc", 200)]
+)
+def test_servicer_chooses_a_2xx_status_with_x_http_code(gateway: str, asked: str, answered: int) -> None:
+    response = httpx.post(f"{gateway}/v1/webhooks/status-{asked}", content=b"{}")
+    assert response.status_code == answered
+    assert "grpc-metadata-x-http-code" not in response.headers
