@@ -7,6 +7,7 @@ import functools
 import json
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 
 from engine import __version__
 from engine.auth.credentials import derive_gateway_token, derive_key
@@ -31,8 +32,12 @@ from engine.sessions.service import SessionService
 from engine.sessions.servicer import SessionsServicer
 from engine.store import migrate
 from engine.store.database import Database
+from engine.webhooks.deliveries import DeliveryService
+from engine.webhooks.dispatcher import Dispatcher, DispatcherConfig, RetryPolicy
 from engine.webhooks.ingress import ProviderIngress
+from engine.webhooks.outbox import Outbox
 from engine.webhooks.servicer import WebhookServicer
+from engine.webhooks.signing import EngineSigner
 
 log = logging.getLogger("engine")
 
@@ -47,9 +52,11 @@ class Engine:
     sessions: SessionService
     ingress: ProviderIngress
     providers: dict[str, Provider]
+    deliveries: DeliveryService
     guard: AccessGuard
     metrics: EngineMetrics
     grpc: GrpcServer
+    dispatcher: Dispatcher | None = None
     http: GatewayServer | None = None
 
     @property
@@ -65,10 +72,12 @@ class Engine:
         return self.http.port
 
     def start(self) -> None:
-        """Start serving gRPC, then the gateway in front of it."""
+        """Start serving gRPC, then the gateway in front of it, then delivering webhooks."""
         self.grpc.start()
         if self.http is not None:
             self.http.start()
+        if self.dispatcher is not None:
+            self.dispatcher.start()
         log.info(
             "engine started",
             extra={
@@ -84,6 +93,8 @@ class Engine:
         if self.http is not None:
             self.http.stop()
         self.grpc.stop(grace_seconds)
+        if self.dispatcher is not None:
+            self.dispatcher.stop(grace_seconds)
         for provider in self.providers.values():
             provider.close()
         self.database.dispose()
@@ -100,13 +111,16 @@ def build_engine(settings: Settings, *, serve_http: bool = True) -> Engine:
     # Bound first: the providers must know the address their webhooks come back to.
     http_socket = bind(settings.http_addr) if serve_http else None
     ingress_base = settings.ingress_base_url(http_socket.getsockname()[1] if http_socket else None)
+    registry = RegistryService(database, SecretCipher(settings.secret_key.get()))
+    dispatcher = build_dispatcher(settings, database, registry) if settings.run_dispatcher else None
+    outbox = Outbox(wake=dispatcher.wake if dispatcher else None)
     providers = build_providers(settings, ingress_base)
-    ingress = ProviderIngress(database, providers, count=metrics.count_provider_event)
+    ingress = ProviderIngress(database, providers, publish=outbox.publish, count=metrics.count_provider_event)
     sandbox = providers["sandbox"]
     assert isinstance(sandbox, SandboxProvider)
     sandbox.attach(ingress.accept)
-    registry = RegistryService(database, SecretCipher(settings.secret_key.get()))
-    sessions = SessionService(database, providers, settings.default_provider)
+    sessions = SessionService(database, providers, settings.default_provider, publish=outbox.publish)
+    deliveries = DeliveryService(database, outbox)
     guard = AccessGuard(
         psk=settings.internal_psk.get(),
         master_key=settings.master_api_key.get(),
@@ -121,7 +135,7 @@ def build_engine(settings: Settings, *, serve_http: bool = True) -> Engine:
             registry, settings.rate_limit_rps, settings.rate_limit_burst
         ),
         "workflow_engine.v1.SessionsService": SessionsServicer(sessions),
-        "workflow_engine.v1.WebhookService": WebhookServicer(ingress),
+        "workflow_engine.v1.WebhookService": WebhookServicer(ingress, deliveries, engine_signer(settings)),
     }
     gateway_token = derive_gateway_token(settings.secret_key.get())
     server = GrpcServer(
@@ -130,7 +144,19 @@ def build_engine(settings: Settings, *, serve_http: bool = True) -> Engine:
         settings.grpc_addr,
         settings.grpc_workers,
     )
-    engine = Engine(settings, database, registry, sessions, ingress, providers, guard, metrics, server)
+    engine = Engine(
+        settings,
+        database,
+        registry,
+        sessions,
+        ingress,
+        providers,
+        deliveries,
+        guard,
+        metrics,
+        server,
+        dispatcher,
+    )
     if http_socket is not None:
         ops = OpsEndpoints(
             ready=lambda: _database_ready(database),
@@ -149,6 +175,26 @@ def build_engine(settings: Settings, *, serve_http: bool = True) -> Engine:
         )
         engine.http = GatewayServer(gateway, http_socket)
     return engine
+
+
+def engine_signer(settings: Settings) -> EngineSigner:
+    """The engine's Ed25519 webhook signing key (derived from ENGINE_SECRET_KEY)."""
+    return EngineSigner(derive_key(settings.secret_key.get(), "webhook-ed25519"))
+
+
+def build_dispatcher(settings: Settings, database: Database, registry: RegistryService) -> Dispatcher:
+    """The webhook dispatcher configured from `settings` (`engine serve` and `engine worker`)."""
+    config = DispatcherConfig(
+        policy=RetryPolicy(settings.webhook_retry_schedule),
+        timeout_seconds=settings.webhook_timeout_seconds,
+        disable_after=timedelta(hours=settings.webhook_disable_after_hours),
+        concurrency=settings.webhook_concurrency,
+        concurrency_per_dashboard=settings.webhook_concurrency_per_dashboard,
+        allow_private_networks=settings.webhook_allow_private_networks,
+    )
+    return Dispatcher(
+        database, registry.delivery_target, engine_signer(settings), config, on_status_change=registry.forget
+    )
 
 
 def build_providers(settings: Settings, ingress_base_url: str) -> dict[str, Provider]:

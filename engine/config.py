@@ -96,6 +96,21 @@ class Settings:
     waha_api_key: SecretStr = field(default_factory=lambda: SecretStr(""))
     #: ENGINE_WAHA_WEBHOOK_SECRET — HMAC key WAHA signs its webhooks with (required with ENGINE_WAHA_URL).
     waha_webhook_secret: SecretStr = field(default_factory=lambda: SecretStr(""))
+    #: ENGINE_DISPATCHER — whether `engine serve` also delivers webhooks (`engine worker` only delivers).
+    run_dispatcher: bool = True
+    #: ENGINE_WEBHOOK_TIMEOUT_SECONDS — a delivery succeeds on a 2xx answer within this time.
+    webhook_timeout_seconds: float = 15.0
+    #: ENGINE_WEBHOOK_RETRY_SCHEDULE — seconds before each retry (comma-separated; Svix's by default).
+    webhook_retry_schedule: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
+    #: ENGINE_WEBHOOK_DISABLE_AFTER_HOURS — a dashboard whose deliveries all fail this long is disabled.
+    webhook_disable_after_hours: float = 120.0
+    #: ENGINE_WEBHOOK_CONCURRENCY — deliveries in flight at once, in total.
+    webhook_concurrency: int = 32
+    #: ENGINE_WEBHOOK_CONCURRENCY_PER_DASHBOARD — deliveries in flight at once to one dashboard.
+    webhook_concurrency_per_dashboard: int = 4
+    #: ENGINE_WEBHOOK_ALLOW_PRIVATE_NETWORKS — allow dashboard URLs on loopback/private addresses
+    #: (off by default: a dashboard URL must not reach the engine's own network).
+    webhook_allow_private_networks: bool = False
 
     REQUIRED_TO_SERVE = ("ENGINE_API_KEY", "WORKFLOW_ENGINE_INTERNAL_PSK", "ENGINE_SECRET_KEY")
 
@@ -128,6 +143,29 @@ class Settings:
             waha_url=_base_url(env, "ENGINE_WAHA_URL"),
             waha_api_key=SecretStr(env.get("ENGINE_WAHA_API_KEY", "")),
             waha_webhook_secret=SecretStr(env.get("ENGINE_WAHA_WEBHOOK_SECRET", "")),
+            run_dispatcher=_flag(env, "ENGINE_DISPATCHER", cls.run_dispatcher),
+            webhook_timeout_seconds=_number(
+                env, "ENGINE_WEBHOOK_TIMEOUT_SECONDS", cls.webhook_timeout_seconds, float, minimum=0.1
+            ),
+            webhook_retry_schedule=_schedule(
+                env, "ENGINE_WEBHOOK_RETRY_SCHEDULE", cls.webhook_retry_schedule
+            ),
+            webhook_disable_after_hours=_number(
+                env, "ENGINE_WEBHOOK_DISABLE_AFTER_HOURS", cls.webhook_disable_after_hours, float, minimum=0.0
+            ),
+            webhook_concurrency=_number(
+                env, "ENGINE_WEBHOOK_CONCURRENCY", cls.webhook_concurrency, int, minimum=1
+            ),
+            webhook_concurrency_per_dashboard=_number(
+                env,
+                "ENGINE_WEBHOOK_CONCURRENCY_PER_DASHBOARD",
+                cls.webhook_concurrency_per_dashboard,
+                int,
+                minimum=1,
+            ),
+            webhook_allow_private_networks=_flag(
+                env, "ENGINE_WEBHOOK_ALLOW_PRIVATE_NETWORKS", cls.webhook_allow_private_networks
+            ),
         )
 
     def ingress_base_url(self, http_port: int | None = None) -> str:
@@ -169,6 +207,19 @@ def _base_url(env: Mapping[str, str], name: str) -> str:
         if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
             raise ConfigError(f"{name} must be an http or https URL")
     return value
+
+
+def _schedule(env: Mapping[str, str], name: str, default: tuple[float, ...]) -> tuple[float, ...]:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        delays = tuple(float(part) for part in raw.split(","))
+    except ValueError:
+        raise ConfigError(f"{name} must be comma-separated seconds, e.g. 5,300,1800") from None
+    if not all(math.isfinite(d) and d >= 0 for d in delays):
+        raise ConfigError(f"{name} must list finite, non-negative seconds")
+    return delays
 
 
 def _number(

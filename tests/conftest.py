@@ -66,6 +66,9 @@ def base_settings(database_url: str, **overrides: object) -> Settings:
         grpc_workers=8,
         # Sandbox sessions pair at once unless a test asks otherwise.
         sandbox_pairing_seconds=0.0,
+        # Test dashboards listen on loopback; unreachable example URLs fail fast.
+        webhook_allow_private_networks=True,
+        webhook_timeout_seconds=2.0,
     )
     return replace(settings, **overrides)  # type: ignore[arg-type]
 

@@ -32,6 +32,13 @@ class DashboardRegistration(Base):
     rate_limit_burst: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    # The secret replaced by the last change, still signed with until it expires (24 h).
+    previous_webhook_secret_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    previous_webhook_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Since when every delivery attempt has failed (NULL after any success).
+    webhooks_failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Why the status is what it is (suspension reason, "410 Gone", ...).
+    status_reason: Mapped[str] = mapped_column(String(500), default="")
 
     api_keys: Mapped[list[ApiKey]] = relationship(back_populates="dashboard", order_by="ApiKey.created_at")
 

@@ -29,8 +29,11 @@ from engine.validation import (
     url_problem,
     webhook_secret_problem,
 )
+from engine.webhooks.targets import DeliveryTarget
 
 DEFAULT_GRACE_PERIOD = timedelta(days=1)
+#: After a webhook secret change, deliveries carry signatures under the old and the new one this long.
+SECRET_OVERLAP = timedelta(hours=24)
 MAX_GRACE_PERIOD = timedelta(days=7)
 MAX_DASHBOARD_NAME = 200
 #: Registrations and API keys are read on every call, so they are cached in-process for at
@@ -139,7 +142,7 @@ class RegistryService:
         except IntegrityError:
             # Lost a race with a concurrent registration of the same agencyId.
             raise _already_registered(agency_id) from None
-        self._forget(agency_id)
+        self.forget(agency_id)
         return Registration(agency_id=agency_id, api_key=key.plaintext)
 
     def get_config(self, agency_id: str) -> DashboardView:
@@ -173,12 +176,15 @@ class RegistryService:
             if changes.dashboard_url is not None:
                 registration.dashboard_url = changes.dashboard_url
             if changes.webhook_secret is not None:
+                # Deliveries are signed with both secrets for a while, so the dashboard can switch over.
+                registration.previous_webhook_secret_ciphertext = registration.webhook_secret_ciphertext
+                registration.previous_webhook_secret_expires_at = self._clock() + SECRET_OVERLAP
                 registration.webhook_secret_ciphertext = self._cipher.seal(changes.webhook_secret)
                 registration.webhook_secret_hint = changes.webhook_secret[-4:]
             registration.updated_at = self._clock()
             session.flush()
             view = _view(registration)
-        self._forget(agency_id)
+        self.forget(agency_id)
         self._registrations.put(agency_id, view)
         return view
 
@@ -193,6 +199,18 @@ class RegistryService:
             rows = list(session.scalars(query))
         next_token = encode_token({"after": rows[limit - 1].agency_id}) if len(rows) > limit else ""
         return [_view(row) for row in rows[:limit]], next_token
+
+    def delivery_target(self, agency_id: str) -> DeliveryTarget | None:
+        """Where `agency_id`'s webhooks go and the secrets to sign them with (None if not registered)."""
+        with self._db.reader() as session:
+            registration = session.get(DashboardRegistration, agency_id)
+            if registration is None:
+                return None
+            secrets = [self._cipher.open(registration.webhook_secret_ciphertext)]
+            expires = registration.previous_webhook_secret_expires_at
+            if registration.previous_webhook_secret_ciphertext and expires and expires > self._clock():
+                secrets.append(self._cipher.open(registration.previous_webhook_secret_ciphertext))
+            return DeliveryTarget(registration.dashboard_url, tuple(secrets))
 
     # -- API keys ------------------------------------------------------------------------
 
@@ -218,7 +236,7 @@ class RegistryService:
                 .values(expires_at=expires_at)
             )
             session.add(_stored_key(key, agency_id, now))
-        self._forget(agency_id)  # the agency's older keys now carry an expiry
+        self.forget(agency_id)  # the agency's older keys now carry an expiry
         return Rotation(agency_id=agency_id, api_key=key.plaintext, previous_key_expires_at=expires_at)
 
     def resolve_api_key(self, plaintext: str) -> ResolvedKey | None:
@@ -228,7 +246,7 @@ class RegistryService:
             return None
         return record.resolved
 
-    def _forget(self, agency_id: str) -> None:
+    def forget(self, agency_id: str) -> None:
         """Drop what is cached about `agency_id` after a write (keys embed its status and limits)."""
         self._registrations.discard(agency_id)
         self._keys.clear()

@@ -29,7 +29,7 @@ from workflow_engine.v1 import common_pb2 as workflow__engine_dot_v1_dot_common_
 from workflow_engine.v1 import options_pb2 as workflow__engine_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n workflow_engine/v1/webhook.proto\x12\x12workflow_engine.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fworkflow_engine/v1/common.proto\x1a workflow_engine/v1/options.proto\"U\n\x1dReceiveProviderWebhookRequest\x12\x10\n\x08provider\x18\x01 \x01(\t\x12\"\n\x04\x62ody\x18\x02 \x01(\x0b\x32\x14.google.api.HttpBody\"F\n\x1eReceiveProviderWebhookResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x05\x12\x12\n\nunroutable\x18\x02 \x01(\x05\"C\n\nWebhookHub\x12\x0c\n\x04mode\x18\x01 \x01(\t\x12\x11\n\tchallenge\x18\x02 \x01(\t\x12\x14\n\x0cverify_token\x18\x03 \x01(\t\"]\n\x1cVerifyProviderWebhookRequest\x12\x10\n\x08provider\x18\x01 \x01(\t\x12+\n\x03hub\x18\x02 \x01(\x0b\x32\x1e.workflow_engine.v1.WebhookHub\"C\n\x1dVerifyProviderWebhookResponse\x12\"\n\x04\x62ody\x18\x01 \x01(\x0b\x32\x14.google.api.HttpBody\"C\n\x13MessageReceivedData\x12,\n\x07message\x18\x01 \x01(\x0b\x32\x1b.workflow_engine.v1.Message\"}\n\x11MessageStatusData\x12,\n\x07message\x18\x01 \x01(\x0b\x32\x1b.workflow_engine.v1.Message\x12:\n\x0fprevious_status\x18\x02 \x01(\x0e\x32!.workflow_engine.v1.MessageStatus\"}\n\x11SessionStatusData\x12,\n\x07session\x18\x01 \x01(\x0b\x32\x1b.workflow_engine.v1.Session\x12:\n\x0fprevious_status\x18\x02 \x01(\x0e\x32!.workflow_engine.v1.SessionStatus\"\x18\n\x08TestData\x12\x0c\n\x04note\x18\x01 \x01(\t\"\x8e\x03\n\x0cWebhookEvent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12-\n\ttimestamp\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tagency_id\x18\x04 \x01(\t\x12\x11\n\ttenant_id\x18\x05 \x01(\t\x12\x12\n\nsession_id\x18\x06 \x01(\t\x12\x43\n\x10message_received\x18\n \x01(\x0b\x32\'.workflow_engine.v1.MessageReceivedDataH\x00\x12?\n\x0emessage_status\x18\x0b \x01(\x0b\x32%.workflow_engine.v1.MessageStatusDataH\x00\x12?\n\x0esession_status\x18\x0c \x01(\x0b\x32%.workflow_engine.v1.SessionStatusDataH\x00\x12,\n\x04test\x18\r \x01(\x0b\x32\x1c.workflow_engine.v1.TestDataH\x00\x42\x06\n\x04\x64\x61ta\"\xb7\x01\n\x0f\x44\x65liveryAttempt\x12\x16\n\x0e\x61ttempt_number\x18\x01 \x01(\x05\x12\x30\n\x0c\x61ttempt_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fresponse_status\x18\x03 \x01(\x05\x12\x1d\n\x15response_body_excerpt\x18\x04 \x01(\t\x12\x13\n\x0b\x64uration_ms\x18\x05 \x01(\x03\x12\r\n\x05\x65rror\x18\x06 \x01(\t\"\xaa\x03\n\x08\x44\x65livery\x12\x13\n\x0b\x64\x65livery_id\x18\x01 \x01(\t\x12\x11\n\tagency_id\x18\x02 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x03 \x01(\t\x12\x12\n\nevent_type\x18\x04 \x01(\t\x12\x32\n\x06status\x18\x05 \x01(\x0e\x32\".workflow_engine.v1.DeliveryStatus\x12\x15\n\rattempt_count\x18\x06 \x01(\x05\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11next_attempt_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11last_attempt_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x08\x61ttempts\x18\n \x03(\x0b\x32#.workflow_engine.v1.DeliveryAttempt\x12/\n\x05\x65vent\x18\x0b \x01(\x0b\x32 .workflow_engine.v1.WebhookEvent\"\x99\x01\n\x15ListDeliveriesRequest\x12\x11\n\tagency_id\x18\x01 \x01(\t\x12\x32\n\x06status\x18\x02 \x01(\x0e\x32\".workflow_engine.v1.DeliveryStatus\x12\x12\n\nevent_type\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"c\n\x16ListDeliveriesResponse\x12\x30\n\ndeliveries\x18\x01 \x03(\x0b\x32\x1c.workflow_engine.v1.Delivery\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"<\n\x12GetDeliveryRequest\x12\x11\n\tagency_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65livery_id\x18\x02 \x01(\t\"E\n\x13GetDeliveryResponse\x12.\n\x08\x64\x65livery\x18\x01 \x01(\x0b\x32\x1c.workflow_engine.v1.Delivery\"A\n\x17RedeliverWebhookRequest\x12\x11\n\tagency_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65livery_id\x18\x02 \x01(\t\"J\n\x18RedeliverWebhookResponse\x12.\n\x08\x64\x65livery\x18\x01 \x01(\x0b\x32\x1c.workflow_engine.v1.Delivery\"9\n\x16SendTestWebhookRequest\x12\x11\n\tagency_id\x18\x01 \x01(\t\x12\x0c\n\x04note\x18\x02 \x01(\t\"I\n\x17SendTestWebhookResponse\x12.\n\x08\x64\x65livery\x18\x01 \x01(\x0b\x32\x1c.workflow_engine.v1.Delivery*\xa3\x01\n\x0e\x44\x65liveryStatus\x12\x1f\n\x1b\x44\x45LIVERY_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x44\x45LIVERY_STATUS_PENDING\x10\x01\x12\x1d\n\x19\x44\x45LIVERY_STATUS_SUCCEEDED\x10\x02\x12\x1a\n\x16\x44\x45LIVERY_STATUS_FAILED\x10\x03\x12\x18\n\x14\x44\x45LIVERY_STATUS_HELD\x10\x04\x32\x9b\x08\n\x0eWebhookService\x12\xad\x01\n\x16ReceiveProviderWebhook\x12\x31.workflow_engine.v1.ReceiveProviderWebhookRequest\x1a\x32.workflow_engine.v1.ReceiveProviderWebhookResponse\",\xca\xf3\x18\x03\n\x01\x05\x82\xd3\xe4\x93\x02\x1f\"\x17/v1/webhooks/{provider}:\x04\x62ody\x12\xaa\x01\n\x15VerifyProviderWebhook\x12\x30.workflow_engine.v1.VerifyProviderWebhookRequest\x1a\x31.workflow_engine.v1.VerifyProviderWebhookResponse\",\xca\xf3\x18\x03\n\x01\x01\x82\xd3\xe4\x93\x02\x1f\x12\x17/v1/webhooks/{provider}b\x04\x62ody\x12\x9f\x01\n\x0eListDeliveries\x12).workflow_engine.v1.ListDeliveriesRequest\x1a*.workflow_engine.v1.ListDeliveriesResponse\"6\xca\xf3\x18\x0f\n\x02\x03\x04\x12\tagency_id\x82\xd3\xe4\x93\x02\x1d\x12\x1b/api/v1/webhooks/deliveries\x12\xa4\x01\n\x0bGetDelivery\x12&.workflow_engine.v1.GetDeliveryRequest\x1a\'.workflow_engine.v1.GetDeliveryResponse\"D\xca\xf3\x18\x0f\n\x02\x03\x04\x12\tagency_id\x82\xd3\xe4\x93\x02+\x12)/api/v1/webhooks/deliveries/{delivery_id}\x12\xc0\x01\n\x10RedeliverWebhook\x12+.workflow_engine.v1.RedeliverWebhookRequest\x1a,.workflow_engine.v1.RedeliverWebhookResponse\"Q\xca\xf3\x18\x0f\n\x02\x03\x04\x12\tagency_id\x82\xd3\xe4\x93\x02\x38\"3/api/v1/webhooks/deliveries/{delivery_id}/redeliver:\x01*\x12\x9f\x01\n\x0fSendTestWebhook\x12*.workflow_engine.v1.SendTestWebhookRequest\x1a+.workflow_engine.v1.SendTestWebhookResponse\"3\xca\xf3\x18\x0f\n\x02\x03\x04\x12\tagency_id\x82\xd3\xe4\x93\x02\x1a\"\x15/api/v1/webhooks/test:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n workflow_engine/v1/webhook.proto\x12\x12workflow_engine.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fworkflow_engine/v1/common.proto\x1a workflow_engine/v1/options.proto\"U\n\x1dReceiveProviderWebhookRequest\x12\x10\n\x08provider\x18\x01 \x01(\t\x12\"\n\x04\x62ody\x18\x02 \x01(\x0b\x32\x14.google.api.HttpBody\"F\n\x1eReceiveProviderWebhookResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x05\x12\x12\n\nunroutable\x18\x02 \x01(\x05\"C\n\nWebhookHub\x12\x0c\n\x04mode\x18\x01 \x01(\t\x12\x11\n\tchallenge\x18\x02 \x01(\t\x12\x14\n\x0cverify_token\x18\x03 \x01(\t\"]\n\x1cVerifyProviderWebhookRequest\x12\x10\n\x08provider\x18\x01 \x01(\t\x12+\n\x03hub\x18\x02 \x01(\x0b\x32\x1e.workflow_engine.v1.WebhookHub\"C\n\x1dVerifyProviderWebhookResponse\x12\"\n\x04\x62ody\x18\x01 \x01(\x0b\x32\x14.google.api.HttpBody\"\x1d\n\x1bGetWebhookSigningKeyRequest\"E\n\x1cGetWebhookSigningKeyResponse\x12\x12\n\npublic_key\x18\x01 \x01(\t\x12\x11\n\talgorithm\x18\x02 \x01(\t\"C\n\x13MessageReceivedData\x12,\n\x07message\x18\x01 \x01(\x0b\x32\x1b.workflow_engine.v1.Message\"}\n\x11MessageStatusData\x12,\n\x07message\x18\x01 \x01(\x0b\x32\x1b.workflow_engine.v1.Message\x12:\n\x0fprevious_status\x18\x02 \x01(\x0e\x32!.workflow_engine.v1.MessageStatus\"}\n\x11SessionStatusData\x12,\n\x07session\x18\x01 \x01(\x0b\x32\x1b.workflow_engine.v1.Session\x12:\n\x0fprevious_status\x18\x02 \x01(\x0e\x32!.workflow_engine.v1.SessionStatus\"\x18\n\x08TestData\x12\x0c\n\x04note\x18\x01 \x01(\t\"\x8e\x03\n\x0cWebhookEvent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12-\n\ttimestamp\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tagency_id\x18\x04 \x01(\t\x12\x11\n\ttenant_id\x18\x05 \x01(\t\x12\x12\n\nsession_id\x18\x06 \x01(\t\x12\x43\n\x10message_received\x18\n \x01(\x0b\x32\'.workflow_engine.v1.MessageReceivedDataH\x00\x12?\n\x0emessage_status\x18\x0b \x01(\x0b\x32%.workflow_engine.v1.MessageStatusDataH\x00\x12?\n\x0esession_status\x18\x0c \x01(\x0b\x32%.workflow_engine.v1.SessionStatusDataH\x00\x12,\n\x04test\x18\r \x01(\x0b\x32\x1c.workflow_engine.v1.TestDataH\x00\x42\x06\n\x04\x64\x61ta\"\xb7\x01\n\x0f\x44\x65liveryAttempt\x12\x16\n\x0e\x61ttempt_number\x18\x01 \x01(\x05\x12\x30\n\x0c\x61ttempt_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fresponse_status\x18\x03 \x01(\x05\x12\x1d\n\x15response_body_excerpt\x18\x04 \x01(\t\x12\x13\n\x0b\x64uration_ms\x18\x05 \x01(\x03\x12\r\n\x05\x65rror\x18\x06 \x01(\t\"\xaa\x03\n\x08\x44\x65livery\x12\x13\n\x0b\x64\x65livery_id\x18\x01 \x01(\t\x12\x11\n\tagency_id\x18\x02 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x03 \x01(\t\x12\x12\n\nevent_type\x18\x04 \x01(\t\x12\x32\n\x06status\x18\x05 \x01(\x0e\x32\".workflow_engine.v1.DeliveryStatus\x12\x15\n\rattempt_count\x18\x06 \x01(\x05\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11next_attempt_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11last_attempt_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x08\x61ttempts\x18\n \x03(\x0b\x32#.workflow_engine.v1.DeliveryAttempt\x12/\n\x05\x65vent\x18\x0b \x01(\x0b\x32 .workflow_engine.v1.WebhookEvent\"\x99\x01\n\x15ListDeliveriesRequest\x12\x11\n\tagency_id\x18\x01 \x01(\t\x12\x32\n\x06status\x18\x02 \x01(\x0e\x32\".workflow_engine.v1.DeliveryStatus\x12\x12\n\nevent_type\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"c\n\x16ListDeliveriesResponse\x12\x30\n\ndeliveries\x18\x01 \x03(\x0b\x32\x1c.workflow_engine.v1.Delivery\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"<\n\x12GetDeliveryRequest\x12\x11\n\tagency_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65livery_id\x18\x02 \x01(\t\"E\n\x13GetDeliveryResponse\x12.\n\x08\x64\x65livery\x18\x01 \x01(\x0b\x32\x1c.workflow_engine.v1.Delivery\"A\n\x17RedeliverWebhookRequest\x12\x11\n\tagency_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65livery_id\x18\x02 \x01(\t\"J\n\x18RedeliverWebhookResponse\x12.\n\x08\x64\x65livery\x18\x01 \x01(\x0b\x32\x1c.workflow_engine.v1.Delivery\"9\n\x16SendTestWebhookRequest\x12\x11\n\tagency_id\x18\x01 \x01(\t\x12\x0c\n\x04note\x18\x02 \x01(\t\"I\n\x17SendTestWebhookResponse\x12.\n\x08\x64\x65livery\x18\x01 \x01(\x0b\x32\x1c.workflow_engine.v1.Delivery*\xa3\x01\n\x0e\x44\x65liveryStatus\x12\x1f\n\x1b\x44\x45LIVERY_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x44\x45LIVERY_STATUS_PENDING\x10\x01\x12\x1d\n\x19\x44\x45LIVERY_STATUS_SUCCEEDED\x10\x02\x12\x1a\n\x16\x44\x45LIVERY_STATUS_FAILED\x10\x03\x12\x18\n\x14\x44\x45LIVERY_STATUS_HELD\x10\x04\x32\xc4\t\n\x0eWebhookService\x12\xad\x01\n\x16ReceiveProviderWebhook\x12\x31.workflow_engine.v1.ReceiveProviderWebhookRequest\x1a\x32.workflow_engine.v1.ReceiveProviderWebhookResponse\",\xca\xf3\x18\x03\n\x01\x05\x82\xd3\xe4\x93\x02\x1f\"\x17/v1/webhooks/{provider}:\x04\x62ody\x12\xaa\x01\n\x15VerifyProviderWebhook\x12\x30.workflow_engine.v1.VerifyProviderWebhookRequest\x1a\x31.workflow_engine.v1.VerifyProviderWebhookResponse\",\xca\xf3\x18\x03\n\x01\x01\x82\xd3\xe4\x93\x02\x1f\x12\x17/v1/webhooks/{provider}b\x04\x62ody\x12\xa6\x01\n\x14GetWebhookSigningKey\x12/.workflow_engine.v1.GetWebhookSigningKeyRequest\x1a\x30.workflow_engine.v1.GetWebhookSigningKeyResponse\"+\xca\xf3\x18\x03\n\x01\x01\x82\xd3\xe4\x93\x02\x1e\x12\x1c/api/v1/webhooks/signing-key\x12\x9f\x01\n\x0eListDeliveries\x12).workflow_engine.v1.ListDeliveriesRequest\x1a*.workflow_engine.v1.ListDeliveriesResponse\"6\xca\xf3\x18\x0f\n\x02\x03\x04\x12\tagency_id\x82\xd3\xe4\x93\x02\x1d\x12\x1b/api/v1/webhooks/deliveries\x12\xa4\x01\n\x0bGetDelivery\x12&.workflow_engine.v1.GetDeliveryRequest\x1a\'.workflow_engine.v1.GetDeliveryResponse\"D\xca\xf3\x18\x0f\n\x02\x03\x04\x12\tagency_id\x82\xd3\xe4\x93\x02+\x12)/api/v1/webhooks/deliveries/{delivery_id}\x12\xc0\x01\n\x10RedeliverWebhook\x12+.workflow_engine.v1.RedeliverWebhookRequest\x1a,.workflow_engine.v1.RedeliverWebhookResponse\"Q\xca\xf3\x18\x0f\n\x02\x03\x04\x12\tagency_id\x82\xd3\xe4\x93\x02\x38\"3/api/v1/webhooks/deliveries/{delivery_id}/redeliver:\x01*\x12\x9f\x01\n\x0fSendTestWebhook\x12*.workflow_engine.v1.SendTestWebhookRequest\x1a+.workflow_engine.v1.SendTestWebhookResponse\"3\xca\xf3\x18\x0f\n\x02\x03\x04\x12\tagency_id\x82\xd3\xe4\x93\x02\x1a\"\x15/api/v1/webhooks/test:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,6 +40,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WEBHOOKSERVICE'].methods_by_name['ReceiveProviderWebhook']._serialized_options = b'\312\363\030\003\n\001\005\202\323\344\223\002\037\"\027/v1/webhooks/{provider}:\004body'
   _globals['_WEBHOOKSERVICE'].methods_by_name['VerifyProviderWebhook']._loaded_options = None
   _globals['_WEBHOOKSERVICE'].methods_by_name['VerifyProviderWebhook']._serialized_options = b'\312\363\030\003\n\001\001\202\323\344\223\002\037\022\027/v1/webhooks/{provider}b\004body'
+  _globals['_WEBHOOKSERVICE'].methods_by_name['GetWebhookSigningKey']._loaded_options = None
+  _globals['_WEBHOOKSERVICE'].methods_by_name['GetWebhookSigningKey']._serialized_options = b'\312\363\030\003\n\001\001\202\323\344\223\002\036\022\034/api/v1/webhooks/signing-key'
   _globals['_WEBHOOKSERVICE'].methods_by_name['ListDeliveries']._loaded_options = None
   _globals['_WEBHOOKSERVICE'].methods_by_name['ListDeliveries']._serialized_options = b'\312\363\030\017\n\002\003\004\022\tagency_id\202\323\344\223\002\035\022\033/api/v1/webhooks/deliveries'
   _globals['_WEBHOOKSERVICE'].methods_by_name['GetDelivery']._loaded_options = None
@@ -48,8 +50,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WEBHOOKSERVICE'].methods_by_name['RedeliverWebhook']._serialized_options = b'\312\363\030\017\n\002\003\004\022\tagency_id\202\323\344\223\0028\"3/api/v1/webhooks/deliveries/{delivery_id}/redeliver:\001*'
   _globals['_WEBHOOKSERVICE'].methods_by_name['SendTestWebhook']._loaded_options = None
   _globals['_WEBHOOKSERVICE'].methods_by_name['SendTestWebhook']._serialized_options = b'\312\363\030\017\n\002\003\004\022\tagency_id\202\323\344\223\002\032\"\025/api/v1/webhooks/test:\001*'
-  _globals['_DELIVERYSTATUS']._serialized_start=2638
-  _globals['_DELIVERYSTATUS']._serialized_end=2801
+  _globals['_DELIVERYSTATUS']._serialized_start=2740
+  _globals['_DELIVERYSTATUS']._serialized_end=2903
   _globals['_RECEIVEPROVIDERWEBHOOKREQUEST']._serialized_start=213
   _globals['_RECEIVEPROVIDERWEBHOOKREQUEST']._serialized_end=298
   _globals['_RECEIVEPROVIDERWEBHOOKRESPONSE']._serialized_start=300
@@ -60,36 +62,40 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_VERIFYPROVIDERWEBHOOKREQUEST']._serialized_end=534
   _globals['_VERIFYPROVIDERWEBHOOKRESPONSE']._serialized_start=536
   _globals['_VERIFYPROVIDERWEBHOOKRESPONSE']._serialized_end=603
-  _globals['_MESSAGERECEIVEDDATA']._serialized_start=605
-  _globals['_MESSAGERECEIVEDDATA']._serialized_end=672
-  _globals['_MESSAGESTATUSDATA']._serialized_start=674
-  _globals['_MESSAGESTATUSDATA']._serialized_end=799
-  _globals['_SESSIONSTATUSDATA']._serialized_start=801
-  _globals['_SESSIONSTATUSDATA']._serialized_end=926
-  _globals['_TESTDATA']._serialized_start=928
-  _globals['_TESTDATA']._serialized_end=952
-  _globals['_WEBHOOKEVENT']._serialized_start=955
-  _globals['_WEBHOOKEVENT']._serialized_end=1353
-  _globals['_DELIVERYATTEMPT']._serialized_start=1356
-  _globals['_DELIVERYATTEMPT']._serialized_end=1539
-  _globals['_DELIVERY']._serialized_start=1542
-  _globals['_DELIVERY']._serialized_end=1968
-  _globals['_LISTDELIVERIESREQUEST']._serialized_start=1971
-  _globals['_LISTDELIVERIESREQUEST']._serialized_end=2124
-  _globals['_LISTDELIVERIESRESPONSE']._serialized_start=2126
-  _globals['_LISTDELIVERIESRESPONSE']._serialized_end=2225
-  _globals['_GETDELIVERYREQUEST']._serialized_start=2227
-  _globals['_GETDELIVERYREQUEST']._serialized_end=2287
-  _globals['_GETDELIVERYRESPONSE']._serialized_start=2289
-  _globals['_GETDELIVERYRESPONSE']._serialized_end=2358
-  _globals['_REDELIVERWEBHOOKREQUEST']._serialized_start=2360
-  _globals['_REDELIVERWEBHOOKREQUEST']._serialized_end=2425
-  _globals['_REDELIVERWEBHOOKRESPONSE']._serialized_start=2427
-  _globals['_REDELIVERWEBHOOKRESPONSE']._serialized_end=2501
-  _globals['_SENDTESTWEBHOOKREQUEST']._serialized_start=2503
-  _globals['_SENDTESTWEBHOOKREQUEST']._serialized_end=2560
-  _globals['_SENDTESTWEBHOOKRESPONSE']._serialized_start=2562
-  _globals['_SENDTESTWEBHOOKRESPONSE']._serialized_end=2635
-  _globals['_WEBHOOKSERVICE']._serialized_start=2804
-  _globals['_WEBHOOKSERVICE']._serialized_end=3855
+  _globals['_GETWEBHOOKSIGNINGKEYREQUEST']._serialized_start=605
+  _globals['_GETWEBHOOKSIGNINGKEYREQUEST']._serialized_end=634
+  _globals['_GETWEBHOOKSIGNINGKEYRESPONSE']._serialized_start=636
+  _globals['_GETWEBHOOKSIGNINGKEYRESPONSE']._serialized_end=705
+  _globals['_MESSAGERECEIVEDDATA']._serialized_start=707
+  _globals['_MESSAGERECEIVEDDATA']._serialized_end=774
+  _globals['_MESSAGESTATUSDATA']._serialized_start=776
+  _globals['_MESSAGESTATUSDATA']._serialized_end=901
+  _globals['_SESSIONSTATUSDATA']._serialized_start=903
+  _globals['_SESSIONSTATUSDATA']._serialized_end=1028
+  _globals['_TESTDATA']._serialized_start=1030
+  _globals['_TESTDATA']._serialized_end=1054
+  _globals['_WEBHOOKEVENT']._serialized_start=1057
+  _globals['_WEBHOOKEVENT']._serialized_end=1455
+  _globals['_DELIVERYATTEMPT']._serialized_start=1458
+  _globals['_DELIVERYATTEMPT']._serialized_end=1641
+  _globals['_DELIVERY']._serialized_start=1644
+  _globals['_DELIVERY']._serialized_end=2070
+  _globals['_LISTDELIVERIESREQUEST']._serialized_start=2073
+  _globals['_LISTDELIVERIESREQUEST']._serialized_end=2226
+  _globals['_LISTDELIVERIESRESPONSE']._serialized_start=2228
+  _globals['_LISTDELIVERIESRESPONSE']._serialized_end=2327
+  _globals['_GETDELIVERYREQUEST']._serialized_start=2329
+  _globals['_GETDELIVERYREQUEST']._serialized_end=2389
+  _globals['_GETDELIVERYRESPONSE']._serialized_start=2391
+  _globals['_GETDELIVERYRESPONSE']._serialized_end=2460
+  _globals['_REDELIVERWEBHOOKREQUEST']._serialized_start=2462
+  _globals['_REDELIVERWEBHOOKREQUEST']._serialized_end=2527
+  _globals['_REDELIVERWEBHOOKRESPONSE']._serialized_start=2529
+  _globals['_REDELIVERWEBHOOKRESPONSE']._serialized_end=2603
+  _globals['_SENDTESTWEBHOOKREQUEST']._serialized_start=2605
+  _globals['_SENDTESTWEBHOOKREQUEST']._serialized_end=2662
+  _globals['_SENDTESTWEBHOOKRESPONSE']._serialized_start=2664
+  _globals['_SENDTESTWEBHOOKRESPONSE']._serialized_end=2737
+  _globals['_WEBHOOKSERVICE']._serialized_start=2906
+  _globals['_WEBHOOKSERVICE']._serialized_end=4126
 # @@protoc_insertion_point(module_scope)

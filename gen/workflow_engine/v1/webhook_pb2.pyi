@@ -67,6 +67,18 @@ class VerifyProviderWebhookResponse(_message.Message):
     body: _httpbody_pb2.HttpBody
     def __init__(self, body: _Optional[_Union[_httpbody_pb2.HttpBody, _Mapping]] = ...) -> None: ...
 
+class GetWebhookSigningKeyRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetWebhookSigningKeyResponse(_message.Message):
+    __slots__ = ("public_key", "algorithm")
+    PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    ALGORITHM_FIELD_NUMBER: _ClassVar[int]
+    public_key: str
+    algorithm: str
+    def __init__(self, public_key: _Optional[str] = ..., algorithm: _Optional[str] = ...) -> None: ...
+
 class MessageReceivedData(_message.Message):
     __slots__ = ("message",)
     MESSAGE_FIELD_NUMBER: _ClassVar[int]

@@ -46,6 +46,11 @@ class WebhookServiceStub:
                 request_serializer=workflow__engine_dot_v1_dot_webhook__pb2.VerifyProviderWebhookRequest.SerializeToString,
                 response_deserializer=workflow__engine_dot_v1_dot_webhook__pb2.VerifyProviderWebhookResponse.FromString,
                 _registered_method=True)
+        self.GetWebhookSigningKey = channel.unary_unary(
+                '/workflow_engine.v1.WebhookService/GetWebhookSigningKey',
+                request_serializer=workflow__engine_dot_v1_dot_webhook__pb2.GetWebhookSigningKeyRequest.SerializeToString,
+                response_deserializer=workflow__engine_dot_v1_dot_webhook__pb2.GetWebhookSigningKeyResponse.FromString,
+                _registered_method=True)
         self.ListDeliveries = channel.unary_unary(
                 '/workflow_engine.v1.WebhookService/ListDeliveries',
                 request_serializer=workflow__engine_dot_v1_dot_webhook__pb2.ListDeliveriesRequest.SerializeToString,
@@ -82,6 +87,14 @@ class WebhookServiceServicer:
 
     def VerifyProviderWebhook(self, request, context):
         """Subscription handshake (Meta's hub.challenge): echoes the challenge when the token matches.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetWebhookSigningKey(self, request, context):
+        """The engine's Ed25519 public key (`whpk_...`): verifies the `v1a` signature of every
+        webhook without a shared secret. Public, like any public key.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -127,6 +140,11 @@ def add_WebhookServiceServicer_to_server(servicer, server):
                     servicer.VerifyProviderWebhook,
                     request_deserializer=workflow__engine_dot_v1_dot_webhook__pb2.VerifyProviderWebhookRequest.FromString,
                     response_serializer=workflow__engine_dot_v1_dot_webhook__pb2.VerifyProviderWebhookResponse.SerializeToString,
+            ),
+            'GetWebhookSigningKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWebhookSigningKey,
+                    request_deserializer=workflow__engine_dot_v1_dot_webhook__pb2.GetWebhookSigningKeyRequest.FromString,
+                    response_serializer=workflow__engine_dot_v1_dot_webhook__pb2.GetWebhookSigningKeyResponse.SerializeToString,
             ),
             'ListDeliveries': grpc.unary_unary_rpc_method_handler(
                     servicer.ListDeliveries,
@@ -205,6 +223,33 @@ class WebhookService:
             '/workflow_engine.v1.WebhookService/VerifyProviderWebhook',
             workflow__engine_dot_v1_dot_webhook__pb2.VerifyProviderWebhookRequest.SerializeToString,
             workflow__engine_dot_v1_dot_webhook__pb2.VerifyProviderWebhookResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWebhookSigningKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/workflow_engine.v1.WebhookService/GetWebhookSigningKey',
+            workflow__engine_dot_v1_dot_webhook__pb2.GetWebhookSigningKeyRequest.SerializeToString,
+            workflow__engine_dot_v1_dot_webhook__pb2.GetWebhookSigningKeyResponse.FromString,
             options,
             channel_credentials,
             insecure,

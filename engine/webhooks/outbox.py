@@ -1,0 +1,92 @@
+"""The transactional outbox: every event for a dashboard is written with the change it describes.
+
+`Outbox.publish` is the sessions domain's Publisher: it runs inside the transaction that
+records a message or a status change, so the event exists if and only if the change does.
+The dispatcher delivers what is written here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+
+from google.protobuf import json_format
+from sqlalchemy.orm import Session
+
+from engine.ids import new_id
+from engine.sessions.notices import MESSAGE_RECEIVED, MESSAGE_STATUS, SESSION_STATUS, Notice
+from engine.sessions.protos import message_message, message_status, session_message, session_status
+from engine.store.base import utcnow
+from engine.webhooks.models import PENDING, WebhookDelivery
+from workflow_engine.v1 import webhook_pb2
+
+TEST_EVENT = "webhook.test"
+
+
+class Outbox:
+    """Writes webhook events into the delivery outbox, inside the caller's transaction."""
+
+    def __init__(
+        self, clock: Callable[[], datetime] = utcnow, wake: Callable[[], None] | None = None
+    ) -> None:
+        self._clock = clock
+        #: Called after writing, so an idle dispatcher looks for work at once.
+        self._wake = wake
+
+    def publish(self, tx: Session, notice: Notice) -> None:
+        """Write the webhook event of a sessions notice."""
+        event = webhook_pb2.WebhookEvent(
+            type=notice.type,
+            agency_id=notice.agency_id,
+            tenant_id=notice.tenant_id,
+            session_id=notice.session_id,
+        )
+        if notice.type == MESSAGE_RECEIVED and notice.message is not None:
+            event.message_received.message.CopyFrom(message_message(notice.message))
+        elif notice.type == MESSAGE_STATUS and notice.message is not None:
+            event.message_status.CopyFrom(
+                webhook_pb2.MessageStatusData(
+                    message=message_message(notice.message),
+                    previous_status=message_status(notice.previous_status),
+                )
+            )
+        elif notice.type == SESSION_STATUS and notice.session is not None:
+            event.session_status.CopyFrom(
+                webhook_pb2.SessionStatusData(
+                    session=session_message(notice.session),
+                    previous_status=session_status(notice.previous_status),
+                )
+            )
+        else:
+            raise ValueError(f"notice {notice.type!r} carries no data")
+        self.add(tx, event)
+
+    def add(self, tx: Session, event: webhook_pb2.WebhookEvent) -> WebhookDelivery:
+        """Give `event` a new id and timestamp and queue it for its agency's dashboard."""
+        now = self._clock()
+        event.id = new_id("evt")
+        event.timestamp.FromDatetime(now)
+        delivery = WebhookDelivery(
+            delivery_id=new_id("dlv"),
+            event_id=event.id,
+            agency_id=event.agency_id,
+            event_type=event.type,
+            tenant_id=event.tenant_id,
+            session_id=event.session_id,
+            payload=event_body(event),
+            status=PENDING,
+            attempt_count=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+        tx.add(delivery)
+        if self._wake is not None:
+            self._wake()
+        return delivery
+
+
+def event_body(event: webhook_pb2.WebhookEvent) -> str:
+    """The JSON body of a webhook: the event in protobuf JSON (camelCase, defaults included)."""
+    document = json_format.MessageToDict(event, always_print_fields_with_no_presence=True)
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
