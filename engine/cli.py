@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="run the gRPC server (migrates first unless ENGINE_AUTO_MIGRATE=false)")
     commands.add_parser("migrate", help="apply database migrations and exit")
+    commands.add_parser("worker", help="only deliver webhooks (the dispatcher role of `engine serve`)")
     gateway = commands.add_parser(
         "gateway", help="run only the REST gateway, in front of a running gRPC server"
     )
@@ -42,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
             return migrate_database(settings)
         if args.command == "gateway":
             return serve_gateway(settings, args.upstream)
+        if args.command == "worker":
+            return run_worker(settings)
         return write_dev_credentials(args.path)
     except ConfigError as error:
         print(f"engine: configuration error: {error}", file=sys.stderr)
@@ -61,6 +64,29 @@ def serve(settings: Settings) -> int:
     )
     _wait_for_signal()
     engine.stop()
+    shutdown_logging()
+    return 0
+
+
+def run_worker(settings: Settings) -> int:
+    """Deliver webhooks until SIGTERM or SIGINT; any number of workers may share one database."""
+    from engine.app import build_dispatcher
+    from engine.crypto import SecretCipher
+    from engine.registry.service import RegistryService
+    from engine.store import migrate
+    from engine.store.database import Database
+
+    settings.require_serving_secrets()
+    database = Database(settings.database_url)
+    if settings.auto_migrate:
+        migrate.upgrade(database)
+    registry = RegistryService(database, SecretCipher(settings.secret_key.get()))
+    dispatcher = build_dispatcher(settings, database, registry)
+    dispatcher.start()
+    print("engine: delivering webhooks", flush=True)
+    _wait_for_signal()
+    dispatcher.stop()
+    database.dispose()
     shutdown_logging()
     return 0
 

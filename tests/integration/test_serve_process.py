@@ -8,8 +8,11 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import grpc
 import httpx
@@ -18,7 +21,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.conftest import MASTER_KEY, PSK, SECRET_KEY, WEBHOOK_SECRET
 from tests.support.rpc import PSK_AUTH, api_key_auth, register
-from workflow_engine.v1 import registry_pb2, registry_pb2_grpc
+from workflow_engine.v1 import registry_pb2, registry_pb2_grpc, webhook_pb2, webhook_pb2_grpc
 
 ENGINE = [sys.executable, "-m", "engine"]
 
@@ -191,4 +194,67 @@ def test_gateway_alone_forwards_to_a_running_engine(tmp_path: Path) -> None:
     finally:
         for process in (engine, gateway):
             if process.poll() is None:
+                process.kill()
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    received: ClassVar[list[str]] = []
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["content-length"]))
+        _Recorder.received.append(self.headers["webhook-id"])
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+def test_worker_alone_delivers_what_a_serve_without_dispatcher_queued(tmp_path: Path) -> None:
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    _Recorder.received = []
+    port, http_port = free_port(), free_port()
+    env = engine_env(
+        tmp_path,
+        ENGINE_GRPC_ADDR=f"127.0.0.1:{port}",
+        ENGINE_HTTP_ADDR=f"127.0.0.1:{http_port}",
+        ENGINE_DISPATCHER="false",
+        ENGINE_WEBHOOK_ALLOW_PRIVATE_NETWORKS="true",
+    )
+    engine = subprocess.Popen(
+        [*ENGINE, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    worker = None
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            wait_serving(channel, engine)
+            key = register(
+                channel, "worker_agency", dashboard_url=f"http://127.0.0.1:{receiver.server_port}/hooks"
+            ).api_key
+            event_id = (
+                webhook_pb2_grpc.WebhookServiceStub(channel)
+                .SendTestWebhook(
+                    webhook_pb2.SendTestWebhookRequest(note="queued"), metadata=api_key_auth(key)
+                )
+                .delivery.event_id
+            )
+        time.sleep(1.0)
+        assert _Recorder.received == []  # queued, but nobody delivers yet
+        worker = subprocess.Popen(
+            [*ENGINE, "worker"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        deadline = time.monotonic() + 30
+        while event_id not in _Recorder.received:
+            assert worker.poll() is None, worker.communicate()[1]
+            assert time.monotonic() < deadline, "the worker did not deliver"
+            time.sleep(0.1)
+        worker.send_signal(signal.SIGTERM)
+        worker.communicate(timeout=30)
+        assert worker.returncode == 0
+        assert _Recorder.received == [event_id]
+    finally:
+        receiver.shutdown()
+        for process in (engine, worker):
+            if process is not None and process.poll() is None:
                 process.kill()
