@@ -26,9 +26,10 @@ node_modules/.bin/buf: package.json package-lock.json
 
 setup: $(STAMP) node_modules/.bin/buf ## Create .venv and install the engine with its dev tools (idempotent)
 
-run: $(STAMP) ## Start the engine on its embedded defaults (SQLite, dev credentials generated once)
+run: $(STAMP) ## Start the engine on its embedded defaults (SQLite, dev credentials generated once, local dashboards allowed)
 	@$(BIN)/engine dev-credentials $(DEV_ENV)
-	@set -a && . ./$(DEV_ENV) && set +a && exec $(BIN)/engine serve
+	@set -a && . ./$(DEV_ENV) && set +a && \
+		ENGINE_WEBHOOK_ALLOW_PRIVATE_NETWORKS=$${ENGINE_WEBHOOK_ALLOW_PRIVATE_NETWORKS:-true} exec $(BIN)/engine serve
 
 migrate: $(STAMP) ## Apply database migrations (ENGINE_DATABASE_URL)
 	$(BIN)/engine migrate
