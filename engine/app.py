@@ -6,10 +6,13 @@ import asyncio
 import functools
 import json
 import logging
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from engine import __version__
+from engine.admin.service import AdminService
+from engine.admin.servicer import AdminServicer
 from engine.auth.credentials import derive_gateway_token, derive_key
 from engine.auth.guard import AccessGuard
 from engine.config import Settings
@@ -58,6 +61,9 @@ class Engine:
     grpc: GrpcServer
     dispatcher: Dispatcher | None = None
     http: GatewayServer | None = None
+    #: How often gRPC health is brought in line with the database's reachability.
+    health_check_seconds: float = 5.0
+    _stopping: threading.Event = field(default_factory=threading.Event)
 
     @property
     def grpc_port(self) -> int:
@@ -78,6 +84,7 @@ class Engine:
             self.http.start()
         if self.dispatcher is not None:
             self.dispatcher.start()
+        threading.Thread(target=self._follow_database, name="health", daemon=True).start()
         log.info(
             "engine started",
             extra={
@@ -88,8 +95,23 @@ class Engine:
             },
         )
 
+    def _follow_database(self) -> None:
+        """Report NOT_SERVING over grpc.health.v1 while the database is unreachable."""
+        serving = True
+        while not self._stopping.wait(self.health_check_seconds):
+            try:
+                self.database.ping()
+                reachable = True
+            except Exception:
+                reachable = False
+            if reachable != serving:
+                serving = reachable
+                self.grpc.set_serving(serving)
+                log.warning("database reachable again" if serving else "database unreachable: NOT_SERVING")
+
     def stop(self, grace_seconds: float = 10.0) -> None:
         """Stop accepting requests, finish those in flight, release the database."""
+        self._stopping.set()
         if self.http is not None:
             self.http.stop()
         self.grpc.stop(grace_seconds)
@@ -130,10 +152,17 @@ def build_engine(settings: Settings, *, serve_http: bool = True) -> Engine:
         verify_provider=ingress.verify_request,
     )
     metrics.watch_guard(lambda: (guard.counters.auth_failures, guard.counters.rate_limit_rejections))
+    registry_servicer = RegistryServicer(registry, settings.rate_limit_rps, settings.rate_limit_burst)
+    admin = AdminService(
+        database,
+        registry,
+        deliveries,
+        providers,
+        lambda: (guard.counters.auth_failures, guard.counters.rate_limit_rejections),
+    )
     servicers = {
-        "workflow_engine.v1.RegistryService": RegistryServicer(
-            registry, settings.rate_limit_rps, settings.rate_limit_burst
-        ),
+        "workflow_engine.v1.RegistryService": registry_servicer,
+        "workflow_engine.v1.AdminService": AdminServicer(admin, registry_servicer),
         "workflow_engine.v1.SessionsService": SessionsServicer(sessions),
         "workflow_engine.v1.WebhookService": WebhookServicer(ingress, deliveries, engine_signer(settings)),
     }

@@ -57,3 +57,16 @@ class ApiKey(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     dashboard: Mapped[DashboardRegistration] = relationship(back_populates="api_keys")
+
+
+class DashboardStatusChange(Base):
+    """Who suspended or activated a dashboard (or which rule disabled its webhooks), when and why."""
+
+    __tablename__ = "dashboard_status_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    agency_id: Mapped[str] = mapped_column(ForeignKey("dashboard_registrations.agency_id"), index=True)
+    status: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -17,9 +17,15 @@ from engine.auth.guard import ResolvedKey
 from engine.auth.identity import CallerKind, Identity
 from engine.cache import TtlCache
 from engine.crypto import SecretCipher
-from engine.errors import AlreadyExists, NotFound, invalid
+from engine.errors import AlreadyExists, FailedPrecondition, NotFound, invalid
 from engine.pagination import decode_token, encode_token, page_size
-from engine.registry.models import STATUS_SUSPENDED, ApiKey, DashboardRegistration
+from engine.registry.models import (
+    STATUS_ACTIVE,
+    STATUS_SUSPENDED,
+    ApiKey,
+    DashboardRegistration,
+    DashboardStatusChange,
+)
 from engine.store.base import utcnow
 from engine.store.database import Database
 from engine.validation import (
@@ -34,6 +40,9 @@ from engine.webhooks.targets import DeliveryTarget
 DEFAULT_GRACE_PERIOD = timedelta(days=1)
 #: After a webhook secret change, deliveries carry signatures under the old and the new one this long.
 SECRET_OVERLAP = timedelta(hours=24)
+MAX_REASON = 500
+MAX_RATE_LIMIT_RPS = 100_000.0
+MAX_RATE_LIMIT_BURST = 1_000_000
 MAX_GRACE_PERIOD = timedelta(days=7)
 MAX_DASHBOARD_NAME = 200
 #: Registrations and API keys are read on every call, so they are cached in-process for at
@@ -44,7 +53,7 @@ CACHE_SECONDS = 2.0
 _REGISTRATION_COLUMNS = DashboardRegistration.__table__.c
 # Config reads sit on the hot path: a Core statement skips ORM identity-map work.
 _SELECT_REGISTRATION = select(
-    *(column for column in _REGISTRATION_COLUMNS if column.name != "webhook_secret_ciphertext")
+    *(column for column in _REGISTRATION_COLUMNS if not column.name.endswith("secret_ciphertext"))
 ).where(_REGISTRATION_COLUMNS.agency_id == bindparam("agency_id"))
 
 
@@ -156,7 +165,7 @@ class RegistryService:
     def _load_view(self, agency_id: str) -> DashboardView | None:
         with self._db.engine.connect() as connection:
             row = connection.execute(_SELECT_REGISTRATION, {"agency_id": agency_id}).one_or_none()
-        return None if row is None else _view(row)
+        return None if row is None else registration_view(row)
 
     def update_config(self, agency_id: str, changes: ConfigChanges) -> DashboardView:
         """Apply only the given changes (PATCH semantics) and return the new configuration."""
@@ -183,7 +192,7 @@ class RegistryService:
                 registration.webhook_secret_hint = changes.webhook_secret[-4:]
             registration.updated_at = self._clock()
             session.flush()
-            view = _view(registration)
+            view = registration_view(registration)
         self.forget(agency_id)
         self._registrations.put(agency_id, view)
         return view
@@ -198,7 +207,62 @@ class RegistryService:
         with self._db.reader() as session:
             rows = list(session.scalars(query))
         next_token = encode_token({"after": rows[limit - 1].agency_id}) if len(rows) > limit else ""
-        return [_view(row) for row in rows[:limit]], next_token
+        return [registration_view(row) for row in rows[:limit]], next_token
+
+    # -- status and limits (engine admins) ------------------------------------------------
+
+    def suspend(self, agency_id: str, reason: str, actor: str) -> DashboardView:
+        """Suspend a dashboard: its API key calls are refused and its webhooks held from now on."""
+        _require_agency_id(agency_id)
+        problem = text_problem(reason, MAX_REASON) if reason else None
+        if problem:
+            raise invalid("reason", problem)
+        return self._change_status(agency_id, STATUS_SUSPENDED, reason, actor)
+
+    def activate(self, agency_id: str, actor: str) -> DashboardView:
+        """Lift a suspension or re-enable disabled webhooks."""
+        _require_agency_id(agency_id)
+        return self._change_status(agency_id, STATUS_ACTIVE, "", actor)
+
+    def _change_status(self, agency_id: str, status: str, reason: str, actor: str) -> DashboardView:
+        now = self._clock()
+        with self._db.transaction() as session:
+            registration = _get_registration(session, agency_id, for_update=True)
+            if registration.status == status:
+                raise FailedPrecondition(f"the dashboard is already {status}")
+            registration.status = status
+            registration.status_reason = reason
+            registration.updated_at = now
+            if status == STATUS_ACTIVE:
+                registration.webhooks_failing_since = None
+            session.add(
+                DashboardStatusChange(
+                    agency_id=agency_id, status=status, actor=actor, reason=reason, changed_at=now
+                )
+            )
+            session.flush()
+            view = registration_view(registration)
+        self.forget(agency_id)
+        return view
+
+    def set_rate_limit(self, agency_id: str, rps: float | None, burst: int | None) -> DashboardView:
+        """Give a dashboard its own token bucket (None: the engine's default)."""
+        _require_agency_id(agency_id)
+        violations = Violations()
+        if rps is not None and not (0 < rps <= MAX_RATE_LIMIT_RPS):
+            violations.check("rateLimit.requestsPerSecond", f"must be between 0 and {MAX_RATE_LIMIT_RPS}")
+        if burst is not None and not (0 < burst <= MAX_RATE_LIMIT_BURST):
+            violations.check("rateLimit.burst", f"must be between 0 and {MAX_RATE_LIMIT_BURST}")
+        violations.raise_if_any()
+        with self._db.transaction() as session:
+            registration = _get_registration(session, agency_id, for_update=True)
+            registration.rate_limit_rps = rps
+            registration.rate_limit_burst = burst
+            registration.updated_at = self._clock()
+            session.flush()
+            view = registration_view(registration)
+        self.forget(agency_id)
+        return view
 
     def delivery_target(self, agency_id: str) -> DeliveryTarget | None:
         """Where `agency_id`'s webhooks go and the secrets to sign them with (None if not registered)."""
@@ -306,7 +370,7 @@ def _get_registration(session: Session, agency_id: str, for_update: bool = False
     return registration
 
 
-def _view(registration: DashboardRegistration | Row[Any]) -> DashboardView:
+def registration_view(registration: DashboardRegistration | Row[Any]) -> DashboardView:
     """The caller-visible view of a registration (an ORM object or a Core row without the secret)."""
     return DashboardView(
         agency_id=registration.agency_id,

@@ -39,13 +39,15 @@ class DeliveryService:
         self._clock = clock
 
     def list_deliveries(
-        self, agency_id: str, status: str, event_type: str, requested_page_size: int, page_token: str
+        self, agency_id: str | None, status: str, event_type: str, requested_page_size: int, page_token: str
     ) -> tuple[list[DeliveryView], str]:
-        """The agency's deliveries, newest first, optionally of one status and event type."""
+        """The agency's (None: every agency's) deliveries, newest first, optionally of one status and type."""
         if status and status not in DELIVERY_STATUSES:
             raise invalid("status", "is not a delivery status")
         limit = page_size(requested_page_size)
-        query = select(WebhookDelivery).where(WebhookDelivery.agency_id == agency_id)
+        query = select(WebhookDelivery)
+        if agency_id is not None:
+            query = query.where(WebhookDelivery.agency_id == agency_id)
         if status:
             query = query.where(WebhookDelivery.status == status)
         if event_type:

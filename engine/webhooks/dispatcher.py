@@ -24,7 +24,12 @@ import httpx
 from sqlalchemy import or_, select, update
 
 from engine import __version__
-from engine.registry.models import STATUS_ACTIVE, STATUS_WEBHOOKS_DISABLED, DashboardRegistration
+from engine.registry.models import (
+    STATUS_ACTIVE,
+    STATUS_WEBHOOKS_DISABLED,
+    DashboardRegistration,
+    DashboardStatusChange,
+)
 from engine.store.base import utcnow
 from engine.store.database import Database
 from engine.webhooks.models import FAILED, HELD, PENDING, SUCCEEDED, DeliveryAttempt, WebhookDelivery
@@ -311,6 +316,15 @@ class Dispatcher:
                 if registration.status == STATUS_ACTIVE:
                     registration.status = STATUS_WEBHOOKS_DISABLED
                     registration.status_reason = disable_reason
+                    tx.add(
+                        DashboardStatusChange(
+                            agency_id=registration.agency_id,
+                            status=STATUS_WEBHOOKS_DISABLED,
+                            actor="engine",
+                            reason=disable_reason,
+                            changed_at=now,
+                        )
+                    )
                     changed_agency = registration.agency_id
                     log.warning(
                         "webhooks disabled",

@@ -13,7 +13,7 @@ from engine.webhooks.ingress import ProviderIngress
 from engine.webhooks.signing import EngineSigner
 from workflow_engine.v1 import webhook_pb2, webhook_pb2_grpc
 
-_DELIVERY_STATUS_PREFIX = "DELIVERY_STATUS_"
+DELIVERY_STATUS_PREFIX = "DELIVERY_STATUS_"
 
 
 class WebhookServicer(webhook_pb2_grpc.WebhookServiceServicer):  # type: ignore[misc]
@@ -48,7 +48,7 @@ class WebhookServicer(webhook_pb2_grpc.WebhookServiceServicer):  # type: ignore[
     ) -> webhook_pb2.ListDeliveriesResponse:
         status = ""
         if request.status:
-            status = webhook_pb2.DeliveryStatus.Name(request.status).removeprefix(_DELIVERY_STATUS_PREFIX)
+            status = webhook_pb2.DeliveryStatus.Name(request.status).removeprefix(DELIVERY_STATUS_PREFIX)
         views, next_token = self._deliveries.list_deliveries(
             request.agency_id, status, request.event_type, request.page_size, request.page_token
         )
@@ -83,7 +83,7 @@ def delivery_message(view: DeliveryView) -> webhook_pb2.Delivery:
         agency_id=row.agency_id,
         event_id=row.event_id,
         event_type=row.event_type,
-        status=_DELIVERY_STATUS_PREFIX + row.status,
+        status=DELIVERY_STATUS_PREFIX + row.status,
         attempt_count=row.attempt_count,
         create_time=timestamp(row.created_at),
         next_attempt_time=timestamp(row.next_attempt_at),

@@ -114,20 +114,41 @@ def test_rotate_key_over_rest(http: httpx.Client) -> None:
     assert http.get("/v1/internal/dashboard/config", headers={"X-API-Key": new}).status_code == 200
 
 
-def test_seed_admin_paths_are_routed(http: httpx.Client) -> None:
+def test_seed_admin_paths_answer_with_the_master_key(http: httpx.Client) -> None:
     master = {"X-API-Key": MASTER_KEY}
-    register(http)
-    # Served by later issues: routed and authenticated now, answering 501.
-    for method, path in [
-        ("GET", "/api/v1/admin/dashboards"),
-        ("GET", "/api/v1/admin/dashboards/agency_abc123"),
-        ("GET", "/api/v1/admin/dashboards/agency_abc123/sessions"),
-        ("POST", "/api/v1/admin/dashboards/agency_abc123/suspend"),
-        ("POST", "/api/v1/admin/dashboards/agency_abc123/activate"),
-    ]:
-        response = http.request(method, path, headers=master, json={} if method == "POST" else None)
-        assert response.status_code == 501, (method, path, response.text)
-        assert response.json()["code"] == 12
+    key = register(http)
+    created = http.post(
+        "/api/v1/sessions", headers={"X-API-Key": key}, json={"tenantId": "tenant_xyz789", "name": "Desk"}
+    )
+    assert created.status_code == 200, created.text
+
+    listed = http.get("/api/v1/admin/dashboards", headers=master)
+    assert listed.status_code == 200, listed.text
+    assert [d["agencyId"] for d in listed.json()["dashboards"]] == ["agency_abc123"]
+    detail = http.get("/api/v1/admin/dashboards/agency_abc123", headers=master)
+    assert detail.json()["dashboard"]["summary"]["sessionCounts"]["stopped"] == 1
+    sessions = http.get("/api/v1/admin/dashboards/agency_abc123/sessions", headers=master)
+    assert [s["tenantId"] for s in sessions.json()["sessions"]] == ["tenant_xyz789"]
+    seed_sessions = http.get(
+        "/api/v1/sessions",
+        params={"agencyId": "agency_abc123", "tenantId": "tenant_xyz789"},
+        headers={"X-API-Key": key},
+    )
+    assert [s["name"] for s in seed_sessions.json()["sessions"]] == ["Desk"]
+
+    suspended = http.post(
+        "/api/v1/admin/dashboards/agency_abc123/suspend", headers=master, json={"reason": "unpaid invoice"}
+    )
+    assert suspended.status_code == 200, suspended.text
+    assert suspended.json()["dashboard"]["summary"]["status"] == "DASHBOARD_STATUS_SUSPENDED"
+    refused = http.get("/v1/internal/dashboard/config", headers={"X-API-Key": key})
+    assert refused.status_code == 403
+    assert refused.json()["details"][0]["reason"] == "DASHBOARD_SUSPENDED"
+    activated = http.post("/api/v1/admin/dashboards/agency_abc123/activate", headers=master, json={})
+    assert activated.json()["dashboard"]["summary"]["status"] == "DASHBOARD_STATUS_ACTIVE"
+    assert http.get("/v1/internal/dashboard/config", headers={"X-API-Key": key}).status_code == 200
+    # A dashboard key may not use the admin routes.
+    assert http.get("/api/v1/admin/dashboards", headers={"X-API-Key": key}).status_code == 403
 
 
 # -- errors -------------------------------------------------------------------------------

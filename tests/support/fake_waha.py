@@ -421,6 +421,8 @@ class FakeWaha:
                 return self._qr(name, query)
             case "POST", ["api", "sendText"]:
                 return self._send_text(body)
+            case "GET", ["ping"]:
+                return _Reply(200, {"message": "pong"})
         return _error(404, f"Cannot {method} /{'/'.join(segments)}")
 
     def _create(self, body: Any) -> _Reply:

@@ -121,6 +121,9 @@ class Provider(Protocol):
     def close(self) -> None:
         """Release connections and threads (the engine is stopping)."""
 
+    def check(self) -> None:
+        """Raise ProviderError if the provider cannot be reached (for the admin health report)."""
+
     def parse_events(self, body: bytes) -> Sequence[ProviderEvent]:
         """The events in a verified webhook body; MalformedPayload if it cannot be parsed.
 

@@ -76,6 +76,9 @@ class SandboxProvider:
         """Stop sending scheduled events."""
         self._timeline.close()
 
+    def check(self) -> None:
+        """The sandbox runs in this process: always reachable."""
+
     # -- session actions -----------------------------------------------------------------------
 
     def create(self, session: ProviderSession) -> None:

@@ -111,6 +111,10 @@ class WahaProvider:
         """Close the HTTP connections to WAHA."""
         self._client.close()
 
+    def check(self) -> None:
+        """Ask WAHA's `GET /ping`; ProviderError if it does not answer."""
+        self._call("GET", "/ping", "ping")
+
     # --- actions ---------------------------------------------------------------------------------
 
     def create(self, session: ProviderSession) -> None:

@@ -5,6 +5,7 @@ from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from workflow_engine.v1 import common_pb2 as _common_pb2
 from workflow_engine.v1 import options_pb2 as _options_pb2
 from workflow_engine.v1 import registry_pb2 as _registry_pb2
+from workflow_engine.v1 import webhook_pb2 as _webhook_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -247,3 +248,53 @@ class ListAllSessionsResponse(_message.Message):
     sessions: _containers.RepeatedCompositeFieldContainer[_common_pb2.Session]
     next_page_token: str
     def __init__(self, sessions: _Optional[_Iterable[_Union[_common_pb2.Session, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class SetDashboardRateLimitRequest(_message.Message):
+    __slots__ = ("agency_id", "rate_limit")
+    AGENCY_ID_FIELD_NUMBER: _ClassVar[int]
+    RATE_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    agency_id: str
+    rate_limit: _common_pb2.RateLimit
+    def __init__(self, agency_id: _Optional[str] = ..., rate_limit: _Optional[_Union[_common_pb2.RateLimit, _Mapping]] = ...) -> None: ...
+
+class SetDashboardRateLimitResponse(_message.Message):
+    __slots__ = ("dashboard",)
+    DASHBOARD_FIELD_NUMBER: _ClassVar[int]
+    dashboard: DashboardDetail
+    def __init__(self, dashboard: _Optional[_Union[DashboardDetail, _Mapping]] = ...) -> None: ...
+
+class ListAllDeliveriesRequest(_message.Message):
+    __slots__ = ("agency_id", "status", "event_type", "page_size", "page_token")
+    AGENCY_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    EVENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    agency_id: str
+    status: _webhook_pb2.DeliveryStatus
+    event_type: str
+    page_size: int
+    page_token: str
+    def __init__(self, agency_id: _Optional[str] = ..., status: _Optional[_Union[_webhook_pb2.DeliveryStatus, str]] = ..., event_type: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListAllDeliveriesResponse(_message.Message):
+    __slots__ = ("deliveries", "next_page_token")
+    DELIVERIES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    deliveries: _containers.RepeatedCompositeFieldContainer[_webhook_pb2.Delivery]
+    next_page_token: str
+    def __init__(self, deliveries: _Optional[_Iterable[_Union[_webhook_pb2.Delivery, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class RecoverFailedDeliveriesRequest(_message.Message):
+    __slots__ = ("agency_id", "since")
+    AGENCY_ID_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    agency_id: str
+    since: _timestamp_pb2.Timestamp
+    def __init__(self, agency_id: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class RecoverFailedDeliveriesResponse(_message.Message):
+    __slots__ = ("recovered",)
+    RECOVERED_FIELD_NUMBER: _ClassVar[int]
+    recovered: int
+    def __init__(self, recovered: _Optional[int] = ...) -> None: ...

@@ -71,6 +71,21 @@ class AdminServiceStub:
                 request_serializer=workflow__engine_dot_v1_dot_admin__pb2.ListAllSessionsRequest.SerializeToString,
                 response_deserializer=workflow__engine_dot_v1_dot_admin__pb2.ListAllSessionsResponse.FromString,
                 _registered_method=True)
+        self.SetDashboardRateLimit = channel.unary_unary(
+                '/workflow_engine.v1.AdminService/SetDashboardRateLimit',
+                request_serializer=workflow__engine_dot_v1_dot_admin__pb2.SetDashboardRateLimitRequest.SerializeToString,
+                response_deserializer=workflow__engine_dot_v1_dot_admin__pb2.SetDashboardRateLimitResponse.FromString,
+                _registered_method=True)
+        self.ListAllDeliveries = channel.unary_unary(
+                '/workflow_engine.v1.AdminService/ListAllDeliveries',
+                request_serializer=workflow__engine_dot_v1_dot_admin__pb2.ListAllDeliveriesRequest.SerializeToString,
+                response_deserializer=workflow__engine_dot_v1_dot_admin__pb2.ListAllDeliveriesResponse.FromString,
+                _registered_method=True)
+        self.RecoverFailedDeliveries = channel.unary_unary(
+                '/workflow_engine.v1.AdminService/RecoverFailedDeliveries',
+                request_serializer=workflow__engine_dot_v1_dot_admin__pb2.RecoverFailedDeliveriesRequest.SerializeToString,
+                response_deserializer=workflow__engine_dot_v1_dot_admin__pb2.RecoverFailedDeliveriesResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -127,6 +142,27 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetDashboardRateLimit(self, request, context):
+        """Sets (or, with zeros, clears) a dashboard's own rate limit.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAllDeliveries(self, request, context):
+        """Lists deliveries across every dashboard (e.g. every FAILED one).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecoverFailedDeliveries(self, request, context):
+        """Sends a dashboard's FAILED deliveries created since a time once more.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -164,6 +200,21 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.ListAllSessions,
                     request_deserializer=workflow__engine_dot_v1_dot_admin__pb2.ListAllSessionsRequest.FromString,
                     response_serializer=workflow__engine_dot_v1_dot_admin__pb2.ListAllSessionsResponse.SerializeToString,
+            ),
+            'SetDashboardRateLimit': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetDashboardRateLimit,
+                    request_deserializer=workflow__engine_dot_v1_dot_admin__pb2.SetDashboardRateLimitRequest.FromString,
+                    response_serializer=workflow__engine_dot_v1_dot_admin__pb2.SetDashboardRateLimitResponse.SerializeToString,
+            ),
+            'ListAllDeliveries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAllDeliveries,
+                    request_deserializer=workflow__engine_dot_v1_dot_admin__pb2.ListAllDeliveriesRequest.FromString,
+                    response_serializer=workflow__engine_dot_v1_dot_admin__pb2.ListAllDeliveriesResponse.SerializeToString,
+            ),
+            'RecoverFailedDeliveries': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecoverFailedDeliveries,
+                    request_deserializer=workflow__engine_dot_v1_dot_admin__pb2.RecoverFailedDeliveriesRequest.FromString,
+                    response_serializer=workflow__engine_dot_v1_dot_admin__pb2.RecoverFailedDeliveriesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -357,6 +408,87 @@ class AdminService:
             '/workflow_engine.v1.AdminService/ListAllSessions',
             workflow__engine_dot_v1_dot_admin__pb2.ListAllSessionsRequest.SerializeToString,
             workflow__engine_dot_v1_dot_admin__pb2.ListAllSessionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetDashboardRateLimit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/workflow_engine.v1.AdminService/SetDashboardRateLimit',
+            workflow__engine_dot_v1_dot_admin__pb2.SetDashboardRateLimitRequest.SerializeToString,
+            workflow__engine_dot_v1_dot_admin__pb2.SetDashboardRateLimitResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAllDeliveries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/workflow_engine.v1.AdminService/ListAllDeliveries',
+            workflow__engine_dot_v1_dot_admin__pb2.ListAllDeliveriesRequest.SerializeToString,
+            workflow__engine_dot_v1_dot_admin__pb2.ListAllDeliveriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecoverFailedDeliveries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/workflow_engine.v1.AdminService/RecoverFailedDeliveries',
+            workflow__engine_dot_v1_dot_admin__pb2.RecoverFailedDeliveriesRequest.SerializeToString,
+            workflow__engine_dot_v1_dot_admin__pb2.RecoverFailedDeliveriesResponse.FromString,
             options,
             channel_credentials,
             insecure,

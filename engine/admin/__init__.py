@@ -1,0 +1,1 @@
+"""The engine admins' view: every dashboard, session and delivery; system health."""
