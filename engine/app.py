@@ -13,6 +13,7 @@ from datetime import timedelta
 from engine import __version__
 from engine.admin.service import AdminService
 from engine.admin.servicer import AdminServicer
+from engine.admin.ui import admin_assets
 from engine.auth.credentials import derive_gateway_token, derive_key
 from engine.auth.guard import AccessGuard
 from engine.config import Settings
@@ -201,6 +202,7 @@ def build_engine(settings: Settings, *, serve_http: bool = True) -> Engine:
             max_body_bytes=settings.http_max_body_bytes,
             observe=metrics.observe_http,
             forward_headers=ingress.signature_headers(),
+            static=admin_assets(),
         )
         engine.http = GatewayServer(gateway, http_socket)
     return engine

@@ -93,6 +93,7 @@ def run_worker(settings: Settings) -> int:
 
 def serve_gateway(settings: Settings, upstream: str) -> int:
     """Run the REST gateway alone, forwarding to the gRPC server at `upstream`."""
+    from engine.admin.ui import admin_assets
     from engine.app import openapi_document
     from engine.auth.credentials import derive_gateway_token
     from engine.gateway.app import Gateway, OpsEndpoints
@@ -124,6 +125,7 @@ def serve_gateway(settings: Settings, upstream: str) -> int:
         gateway_token=token,
         max_body_bytes=settings.http_max_body_bytes,
         forward_headers=SandboxProvider.signature_headers | WahaProvider.signature_headers,
+        static=admin_assets(),
     )
     server = GatewayServer(gateway, settings.http_addr)
     server.start()

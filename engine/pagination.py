@@ -41,3 +41,14 @@ def decode_token(token: str) -> dict[str, Any] | None:
     if not isinstance(position, dict):
         raise invalid("pageToken", "is not a token returned by this API")
     return position
+
+
+def token_position(token: str, key: str) -> str | None:
+    """The `key` position inside `token` (None for the first page); INVALID_ARGUMENT if it is not ours."""
+    position = decode_token(token)
+    if position is None:
+        return None
+    value = position.get(key)
+    if not isinstance(value, str):
+        raise invalid("pageToken", "is not a token returned by this API")
+    return value

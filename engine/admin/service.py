@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from engine import __version__
 from engine.errors import NotFound, invalid
-from engine.pagination import decode_token, encode_token, page_size
+from engine.pagination import encode_token, page_size, token_position
 from engine.registry.models import ApiKey, DashboardRegistration, DashboardStatusChange
 from engine.registry.service import DashboardView, RegistryService, registration_view
 from engine.sessions import lifecycle
@@ -88,6 +88,7 @@ class SystemHealth:
     uptime_seconds: int
     version: str
     backlog: Mapping[str, int]
+    delivery_attempts_5m: int
     delivery_success_rate_5m: float
     delivery_p95_latency_ms_5m: float
     rate_limit_rejections: int
@@ -136,9 +137,9 @@ class AdminService:
                     func.lower(DashboardRegistration.dashboard_url).contains(needle, autoescape=True),
                 )
             )
-        position = decode_token(page_token)
+        position = token_position(page_token, "after")
         if position is not None:
-            statement = statement.where(DashboardRegistration.agency_id > str(position.get("after", "")))
+            statement = statement.where(DashboardRegistration.agency_id > position)
         with self._db.reader() as tx:
             rows = list(tx.scalars(statement.limit(limit + 1)))
             page = rows[:limit]
@@ -237,9 +238,9 @@ class AdminService:
         ):
             if value:
                 statement = statement.where(column == value)
-        position = decode_token(page_token)
+        position = token_position(page_token, "before")
         if position is not None:
-            statement = statement.where(SessionBinding.session_id < str(position.get("before", "")))
+            statement = statement.where(SessionBinding.session_id < position)
         statement = statement.order_by(SessionBinding.session_id.desc()).limit(limit + 1)
         with self._db.reader() as tx:
             if agency_id and tx.get(DashboardRegistration, agency_id) is None:
@@ -291,10 +292,10 @@ class AdminService:
         except Exception:
             latency, database_ok = 0.0, False
         backlog = {"due": 0, "retrying": 0, "held": 0, "failed": 0}
-        success_rate, p95 = 1.0, 0.0
+        attempts, success_rate, p95 = 0, 1.0, 0.0
         unroutable = 0
         if database_ok:
-            backlog, success_rate, p95, unroutable = self._delivery_figures()
+            backlog, attempts, success_rate, p95, unroutable = self._delivery_figures()
         auth_failures, rejections = self._guard_counters()
         return SystemHealth(
             database_ok=database_ok,
@@ -302,6 +303,7 @@ class AdminService:
             uptime_seconds=int(time.monotonic() - self._started),
             version=__version__,
             backlog=backlog,
+            delivery_attempts_5m=attempts,
             delivery_success_rate_5m=success_rate,
             delivery_p95_latency_ms_5m=p95,
             rate_limit_rejections=rejections,
@@ -310,7 +312,7 @@ class AdminService:
             provider_status={name: _provider_status(p) for name, p in self._providers.items()},
         )
 
-    def _delivery_figures(self) -> tuple[dict[str, int], float, float, int]:
+    def _delivery_figures(self) -> tuple[dict[str, int], int, float, float, int]:
         now = self._clock()
         with self._db.reader() as tx:
             counts = {
@@ -345,7 +347,7 @@ class AdminService:
         rate = succeeded / len(recent) if recent else 1.0
         durations = sorted(duration for _, duration in recent)
         p95 = float(durations[max(0, math.ceil(0.95 * len(durations)) - 1)]) if durations else 0.0
-        return {k: int(v or 0) for k, v in counts.items()}, rate, p95, int(unroutable)
+        return {k: int(v or 0) for k, v in counts.items()}, len(recent), rate, p95, int(unroutable)
 
 
 def _provider_status(provider: Provider) -> str:

@@ -6,13 +6,14 @@ from datetime import UTC
 from typing import Any
 
 from engine.admin.service import AdminService, DashboardDetail, DashboardSummary
+from engine.errors import invalid
 from engine.registry.servicer import RegistryServicer
-from engine.rpc.convert import dashboard_status, timestamp
+from engine.rpc.convert import dashboard_status, enum_suffix, timestamp
 from engine.sessions.protos import SESSION_STATUS_PREFIX, session_message
 from engine.webhooks.servicer import DELIVERY_STATUS_PREFIX, delivery_message
 from workflow_engine.v1 import admin_pb2, admin_pb2_grpc, common_pb2, webhook_pb2
 
-_DASHBOARD_STATUS_NAMES = {
+_DASHBOARD_STATUS_NAMES: dict[int, str] = {
     common_pb2.DASHBOARD_STATUS_ACTIVE: "active",
     common_pb2.DASHBOARD_STATUS_SUSPENDED: "suspended",
     common_pb2.DASHBOARD_STATUS_WEBHOOKS_DISABLED: "webhooks_disabled",
@@ -31,7 +32,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):  # type: ignore[misc]
         self, request: admin_pb2.ListDashboardsRequest, context: Any
     ) -> admin_pb2.ListDashboardsResponse:
         summaries, next_token = self._service.list_dashboards(
-            _DASHBOARD_STATUS_NAMES.get(request.status, ""),
+            _dashboard_status(request.status),
             request.query,
             request.page_size,
             request.page_token,
@@ -100,9 +101,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):  # type: ignore[misc]
     def ListAllDeliveries(
         self, request: admin_pb2.ListAllDeliveriesRequest, context: Any
     ) -> admin_pb2.ListAllDeliveriesResponse:
-        status = ""
-        if request.status:
-            status = webhook_pb2.DeliveryStatus.Name(request.status).removeprefix(DELIVERY_STATUS_PREFIX)
+        status = enum_suffix(webhook_pb2.DeliveryStatus, request.status, DELIVERY_STATUS_PREFIX, "status")
         views, next_token = self._service.list_deliveries(
             request.agency_id, status, request.event_type, request.page_size, request.page_token
         )
@@ -128,6 +127,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):  # type: ignore[misc]
             uptime_seconds=health.uptime_seconds,
             version=health.version,
             outbox=admin_pb2.OutboxBacklog(**health.backlog),
+            delivery_attempts_5m=health.delivery_attempts_5m,
             delivery_success_rate_5m=health.delivery_success_rate_5m,
             delivery_p95_latency_ms_5m=health.delivery_p95_latency_ms_5m,
             rate_limit_rejections=health.rate_limit_rejections,
@@ -148,6 +148,8 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):  # type: ignore[misc]
                 for k in detail.keys
             ],
             rate_limit=config.rate_limit,
+            rate_limit_custom=detail.summary.config.rate_limit_rps is not None
+            or detail.summary.config.rate_limit_burst is not None,
             status_history=[
                 admin_pb2.StatusChange(
                     status=dashboard_status(h.status),
@@ -188,5 +190,11 @@ def summary_message(summary: DashboardSummary) -> admin_pb2.DashboardSummary:
     )
 
 
+def _dashboard_status(status: int) -> str:
+    if status and status not in _DASHBOARD_STATUS_NAMES:
+        raise invalid("status", f"{status} is not a valid value")
+    return _DASHBOARD_STATUS_NAMES.get(status, "")
+
+
 def _session_status(status: int) -> str:
-    return common_pb2.SessionStatus.Name(status).removeprefix(SESSION_STATUS_PREFIX) if status else ""
+    return enum_suffix(common_pb2.SessionStatus, status, SESSION_STATUS_PREFIX, "status")

@@ -7,10 +7,11 @@ needs: routing, transcoding, header mapping and the status table.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -36,6 +37,20 @@ FORWARDED_HEADERS = frozenset({"x-api-key", "authorization"})
 HTTP_CODE_KEY = "x-http-code"
 METADATA_PREFIX = "grpc-metadata-"
 _TIMEOUT_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
+#: Headers of every static response: the page may load only its own scripts, styles and images
+#: (and data: images), talk only to this origin, and never be framed, sniffed or sent a referrer.
+STATIC_HEADERS = (
+    (
+        "content-security-policy",
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    ),
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "no-referrer"),
+    ("cache-control", "no-cache"),
+)
+#: A static file: body bytes and content type.
+StaticFile = tuple[bytes, str]
 
 
 class OpsEndpoints:
@@ -65,7 +80,9 @@ class Gateway:
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         observe: Callable[[str, int, float], None] | None = None,
         forward_headers: Iterable[str] = (),
+        static: Mapping[str, StaticFile] | None = None,
     ) -> None:
+        """`static` maps exact URL paths to files served for GET and HEAD before any routing."""
         self._upstream = upstream
         #: HTTP headers sent on as metadata of the same (lower-case) name, e.g. provider signatures.
         self._forwarded = FORWARDED_HEADERS | {name.lower() for name in forward_headers}
@@ -77,6 +94,11 @@ class Gateway:
         self._observe = observe
         self._channel: grpc.aio.Channel | None = None
         self._calls: dict[str, Any] = {}
+        #: path -> (body, content type, strong ETag of the body).
+        self._static = {
+            path: (body, content_type, f'"{hashlib.sha256(body).hexdigest()[:32]}"')
+            for path, (body, content_type) in (static or {}).items()
+        }
 
     # -- ASGI ------------------------------------------------------------------------------
 
@@ -130,6 +152,9 @@ class Gateway:
         path = raw_path.decode("latin-1")
         if path in _OPS_PATHS and method in ("GET", "HEAD"):
             await self._serve_ops(path, send, base_headers)
+            return str(path)
+        if path in self._static:
+            await self._serve_static(path, method, headers.get("if-none-match"), send, base_headers)
             return str(path)
         try:
             match = self._router.match(method, path)
@@ -234,6 +259,33 @@ class Gateway:
                 headers.append((f"grpc-metadata-{key}", value))
         await _send(send, status, headers, body, content_type)
 
+    async def _serve_static(
+        self,
+        path: str,
+        method: str,
+        if_none_match: str | None,
+        send: Send,
+        base_headers: list[tuple[str, str]],
+    ) -> None:
+        body, content_type, etag = self._static[path]
+        headers = [*base_headers, *STATIC_HEADERS]
+        if method not in ("GET", "HEAD"):
+            allow = [("allow", "GET, HEAD")]
+            await _send_error(send, 405, grpc.StatusCode.UNIMPLEMENTED, "method not allowed", headers + allow)
+            return
+        headers.append(("etag", etag))
+        if if_none_match is not None and etag in (tag.strip() for tag in if_none_match.split(",")):
+            await send({"type": "http.response.start", "status": 304, "headers": _raw_headers(headers)})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        raw_headers = [
+            (b"content-type", content_type.encode("latin-1")),
+            (b"content-length", str(len(body)).encode()),
+            *_raw_headers(headers),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": raw_headers})
+        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
+
     async def _serve_ops(self, path: str, send: Send, headers: list[tuple[str, str]]) -> None:
         if path == "/healthz":
             await _send(send, 200, headers, b'{"status":"ok"}', errors.JSON_TYPE)
@@ -302,9 +354,13 @@ async def _send(
         (b"content-type", content_type.encode("latin-1")),
         (b"content-length", str(len(body)).encode()),
     ]
-    raw_headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+    raw_headers += _raw_headers(headers)
     await send({"type": "http.response.start", "status": status, "headers": raw_headers})
     await send({"type": "http.response.body", "body": body})
+
+
+def _raw_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
 
 
 async def _send_error(

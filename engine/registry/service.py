@@ -18,7 +18,7 @@ from engine.auth.identity import CallerKind, Identity
 from engine.cache import TtlCache
 from engine.crypto import SecretCipher
 from engine.errors import AlreadyExists, FailedPrecondition, NotFound, invalid
-from engine.pagination import decode_token, encode_token, page_size
+from engine.pagination import encode_token, page_size, token_position
 from engine.registry.models import (
     STATUS_ACTIVE,
     STATUS_SUSPENDED,
@@ -200,10 +200,10 @@ class RegistryService:
     def list_agencies(self, requested_page_size: int, page_token: str) -> tuple[list[DashboardView], str]:
         """One page of registered agencies ordered by agencyId, and the next page's token."""
         limit = page_size(requested_page_size)
-        position = decode_token(page_token)
+        position = token_position(page_token, "after")
         query = select(DashboardRegistration).order_by(DashboardRegistration.agency_id).limit(limit + 1)
         if position is not None:
-            query = query.where(DashboardRegistration.agency_id > str(position.get("after", "")))
+            query = query.where(DashboardRegistration.agency_id > position)
         with self._db.reader() as session:
             rows = list(session.scalars(query))
         next_token = encode_token({"after": rows[limit - 1].agency_id}) if len(rows) > limit else ""

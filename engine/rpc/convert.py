@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from engine.errors import invalid
 from engine.registry.models import STATUS_ACTIVE, STATUS_SUSPENDED, STATUS_WEBHOOKS_DISABLED
 from workflow_engine.v1 import common_pb2
 
@@ -30,3 +32,16 @@ def timestamp(value: datetime | None) -> Timestamp | None:
 def dashboard_status(value: str) -> common_pb2.DashboardStatus:
     """The proto enum for a stored dashboard status."""
     return DASHBOARD_STATUS_TO_PROTO.get(value, common_pb2.DASHBOARD_STATUS_UNSPECIFIED)
+
+
+def enum_suffix(enum_type: EnumTypeWrapper, value: int, prefix: str, field: str) -> str:
+    """The stored name of an enum filter (`SESSION_STATUS_WORKING` → `WORKING`; 0 → "").
+
+    Proto3 accepts any number for an enum; one the contract does not define is INVALID_ARGUMENT.
+    """
+    if not value:
+        return ""
+    try:
+        return str(enum_type.Name(value)).removeprefix(prefix)
+    except ValueError:
+        raise invalid(field, f"{value} is not a valid value") from None

@@ -19,7 +19,7 @@ from sqlalchemy import and_, delete, or_, select
 
 from engine.errors import FailedPrecondition, NotFound, Unavailable, invalid
 from engine.ids import new_id
-from engine.pagination import decode_token, encode_token, page_size
+from engine.pagination import decode_token, encode_token, page_size, token_position
 from engine.registry.models import DashboardRegistration
 from engine.sessions import lifecycle
 from engine.sessions.models import OUTBOUND, Conversation, SessionBinding, StoredMessage
@@ -151,9 +151,9 @@ class SessionService:
             query = query.where(SessionBinding.tenant_id == tenant_id)
         if status:
             query = query.where(SessionBinding.status == status)
-        position = decode_token(page_token)
+        position = token_position(page_token, "before")
         if position is not None:
-            query = query.where(SessionBinding.session_id < str(position.get("before", "")))
+            query = query.where(SessionBinding.session_id < position)
         query = query.order_by(SessionBinding.session_id.desc()).limit(limit + 1)
         with self._db.reader() as tx:
             rows = list(tx.scalars(query))
@@ -319,7 +319,7 @@ class SessionService:
     ) -> tuple[list[MessageView], str]:
         """A conversation's messages, newest first."""
         limit = page_size(requested_page_size)
-        position = decode_token(page_token)
+        position = token_position(page_token, "before")
         with self._db.reader() as tx:
             conversation = tx.get(Conversation, conversation_id)
             if (
@@ -330,7 +330,7 @@ class SessionService:
                 raise NotFound(f"conversation {conversation_id!r} not found")
             query = select(StoredMessage).where(StoredMessage.conversation_id == conversation_id)
             if position is not None:
-                query = query.where(StoredMessage.message_id < str(position.get("before", "")))
+                query = query.where(StoredMessage.message_id < position)
             rows = list(tx.scalars(query.order_by(StoredMessage.message_id.desc()).limit(limit + 1)))
         next_token = encode_token({"before": rows[limit - 1].message_id}) if len(rows) > limit else ""
         return [message_view(row) for row in rows[:limit]], next_token

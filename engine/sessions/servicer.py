@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.rpc.convert import enum_suffix
 from engine.sessions.protos import (
     SESSION_STATUS_PREFIX,
     conversation_message,
@@ -37,9 +38,7 @@ class SessionsServicer(sessions_pb2_grpc.SessionsServiceServicer):  # type: igno
     def ListSessions(
         self, request: sessions_pb2.ListSessionsRequest, context: Any
     ) -> sessions_pb2.ListSessionsResponse:
-        status = ""
-        if request.status:
-            status = common_pb2.SessionStatus.Name(request.status).removeprefix(SESSION_STATUS_PREFIX)
+        status = enum_suffix(common_pb2.SessionStatus, request.status, SESSION_STATUS_PREFIX, "status")
         views, next_token = self._service.list_sessions(
             request.agency_id, request.tenant_id, status, request.page_size, request.page_token
         )

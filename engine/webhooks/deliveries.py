@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 
 from engine.errors import FailedPrecondition, NotFound, invalid
-from engine.pagination import decode_token, encode_token, page_size
+from engine.pagination import encode_token, page_size, token_position
 from engine.registry.models import DashboardRegistration
 from engine.store.base import utcnow
 from engine.store.database import Database
@@ -52,9 +52,9 @@ class DeliveryService:
             query = query.where(WebhookDelivery.status == status)
         if event_type:
             query = query.where(WebhookDelivery.event_type == event_type)
-        position = decode_token(page_token)
+        position = token_position(page_token, "before")
         if position is not None:
-            query = query.where(WebhookDelivery.delivery_id < str(position.get("before", "")))
+            query = query.where(WebhookDelivery.delivery_id < position)
         query = query.order_by(WebhookDelivery.delivery_id.desc()).limit(limit + 1)
         with self._db.reader() as tx:
             rows = list(tx.scalars(query))

@@ -189,7 +189,7 @@ class Dispatcher:
                         )
                     ),
                 )
-                .values(status=HELD)
+                .values(status=HELD, next_attempt_at=None)
             )
             due = tx.execute(
                 select(WebhookDelivery.delivery_id, WebhookDelivery.agency_id)
@@ -331,7 +331,7 @@ class Dispatcher:
                         extra={"agency_id": registration.agency_id, "reason": disable_reason},
                     )
                 delivery.status = HELD
-                delivery.next_attempt_at = now
+                delivery.next_attempt_at = None
                 return
             delay = self._config.policy.delay_after(delivery.attempt_count, outcome.retry_after, self._rng)
             if delay is None:

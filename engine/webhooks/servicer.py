@@ -7,7 +7,7 @@ from typing import Any
 from google.protobuf import json_format
 
 from engine.gateway.app import HTTP_CODE_KEY
-from engine.rpc.convert import timestamp
+from engine.rpc.convert import enum_suffix, timestamp
 from engine.webhooks.deliveries import DeliveryService, DeliveryView
 from engine.webhooks.ingress import ProviderIngress
 from engine.webhooks.signing import EngineSigner
@@ -46,9 +46,7 @@ class WebhookServicer(webhook_pb2_grpc.WebhookServiceServicer):  # type: ignore[
     def ListDeliveries(
         self, request: webhook_pb2.ListDeliveriesRequest, context: Any
     ) -> webhook_pb2.ListDeliveriesResponse:
-        status = ""
-        if request.status:
-            status = webhook_pb2.DeliveryStatus.Name(request.status).removeprefix(DELIVERY_STATUS_PREFIX)
+        status = enum_suffix(webhook_pb2.DeliveryStatus, request.status, DELIVERY_STATUS_PREFIX, "status")
         views, next_token = self._deliveries.list_deliveries(
             request.agency_id, status, request.event_type, request.page_size, request.page_token
         )

@@ -83,18 +83,20 @@ class StatusChange(_message.Message):
     def __init__(self, status: _Optional[_Union[_common_pb2.DashboardStatus, str]] = ..., actor: _Optional[str] = ..., reason: _Optional[str] = ..., change_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class DashboardDetail(_message.Message):
-    __slots__ = ("summary", "config", "api_keys", "rate_limit", "status_history")
+    __slots__ = ("summary", "config", "api_keys", "rate_limit", "status_history", "rate_limit_custom")
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     API_KEYS_FIELD_NUMBER: _ClassVar[int]
     RATE_LIMIT_FIELD_NUMBER: _ClassVar[int]
     STATUS_HISTORY_FIELD_NUMBER: _ClassVar[int]
+    RATE_LIMIT_CUSTOM_FIELD_NUMBER: _ClassVar[int]
     summary: DashboardSummary
     config: _registry_pb2.DashboardConfig
     api_keys: _containers.RepeatedCompositeFieldContainer[ApiKeyInfo]
     rate_limit: _common_pb2.RateLimit
     status_history: _containers.RepeatedCompositeFieldContainer[StatusChange]
-    def __init__(self, summary: _Optional[_Union[DashboardSummary, _Mapping]] = ..., config: _Optional[_Union[_registry_pb2.DashboardConfig, _Mapping]] = ..., api_keys: _Optional[_Iterable[_Union[ApiKeyInfo, _Mapping]]] = ..., rate_limit: _Optional[_Union[_common_pb2.RateLimit, _Mapping]] = ..., status_history: _Optional[_Iterable[_Union[StatusChange, _Mapping]]] = ...) -> None: ...
+    rate_limit_custom: bool
+    def __init__(self, summary: _Optional[_Union[DashboardSummary, _Mapping]] = ..., config: _Optional[_Union[_registry_pb2.DashboardConfig, _Mapping]] = ..., api_keys: _Optional[_Iterable[_Union[ApiKeyInfo, _Mapping]]] = ..., rate_limit: _Optional[_Union[_common_pb2.RateLimit, _Mapping]] = ..., status_history: _Optional[_Iterable[_Union[StatusChange, _Mapping]]] = ..., rate_limit_custom: _Optional[bool] = ...) -> None: ...
 
 class ListDashboardsRequest(_message.Message):
     __slots__ = ("status", "query", "page_size", "page_token")
@@ -193,7 +195,7 @@ class OutboxBacklog(_message.Message):
     def __init__(self, due: _Optional[int] = ..., retrying: _Optional[int] = ..., held: _Optional[int] = ..., failed: _Optional[int] = ...) -> None: ...
 
 class GetSystemHealthResponse(_message.Message):
-    __slots__ = ("database_ok", "database_latency_ms", "uptime_seconds", "version", "outbox", "delivery_success_rate_5m", "delivery_p95_latency_ms_5m", "rate_limit_rejections", "auth_failures", "unroutable_provider_events", "provider_status")
+    __slots__ = ("database_ok", "database_latency_ms", "uptime_seconds", "version", "outbox", "delivery_success_rate_5m", "delivery_p95_latency_ms_5m", "rate_limit_rejections", "auth_failures", "unroutable_provider_events", "provider_status", "delivery_attempts_5m")
     class ProviderStatusEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -212,6 +214,7 @@ class GetSystemHealthResponse(_message.Message):
     AUTH_FAILURES_FIELD_NUMBER: _ClassVar[int]
     UNROUTABLE_PROVIDER_EVENTS_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_STATUS_FIELD_NUMBER: _ClassVar[int]
+    DELIVERY_ATTEMPTS_5M_FIELD_NUMBER: _ClassVar[int]
     database_ok: bool
     database_latency_ms: float
     uptime_seconds: int
@@ -223,7 +226,8 @@ class GetSystemHealthResponse(_message.Message):
     auth_failures: int
     unroutable_provider_events: int
     provider_status: _containers.ScalarMap[str, str]
-    def __init__(self, database_ok: _Optional[bool] = ..., database_latency_ms: _Optional[float] = ..., uptime_seconds: _Optional[int] = ..., version: _Optional[str] = ..., outbox: _Optional[_Union[OutboxBacklog, _Mapping]] = ..., delivery_success_rate_5m: _Optional[float] = ..., delivery_p95_latency_ms_5m: _Optional[float] = ..., rate_limit_rejections: _Optional[int] = ..., auth_failures: _Optional[int] = ..., unroutable_provider_events: _Optional[int] = ..., provider_status: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    delivery_attempts_5m: int
+    def __init__(self, database_ok: _Optional[bool] = ..., database_latency_ms: _Optional[float] = ..., uptime_seconds: _Optional[int] = ..., version: _Optional[str] = ..., outbox: _Optional[_Union[OutboxBacklog, _Mapping]] = ..., delivery_success_rate_5m: _Optional[float] = ..., delivery_p95_latency_ms_5m: _Optional[float] = ..., rate_limit_rejections: _Optional[int] = ..., auth_failures: _Optional[int] = ..., unroutable_provider_events: _Optional[int] = ..., provider_status: _Optional[_Mapping[str, str]] = ..., delivery_attempts_5m: _Optional[int] = ...) -> None: ...
 
 class ListAllSessionsRequest(_message.Message):
     __slots__ = ("agency_id", "tenant_id", "status", "provider", "page_size", "page_token")
