@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from engine import __version__
@@ -129,13 +129,8 @@ class AdminService:
         if status:
             statement = statement.where(DashboardRegistration.status == status)
         if query:
-            needle = query.lower()
             statement = statement.where(
-                or_(
-                    func.lower(DashboardRegistration.agency_id).contains(needle, autoescape=True),
-                    func.lower(DashboardRegistration.dashboard_name).contains(needle, autoescape=True),
-                    func.lower(DashboardRegistration.dashboard_url).contains(needle, autoescape=True),
-                )
+                DashboardRegistration.search_text.contains(query.casefold(), autoescape=True)
             )
         position = token_position(page_token, "after")
         if position is not None:
@@ -149,6 +144,7 @@ class AdminService:
 
     def get_dashboard(self, agency_id: str) -> DashboardDetail:
         """One dashboard with its keys (prefixes only) and status history."""
+        _require_agency_id(agency_id)
         with self._db.reader() as tx:
             registration = tx.get(DashboardRegistration, agency_id)
             if registration is None:
@@ -253,8 +249,7 @@ class AdminService:
         self, agency_id: str, tenant_id: str, status: str, requested_page_size: int, page_token: str
     ) -> tuple[list[SessionView], str]:
         """One dashboard's live sessions (the agency is required)."""
-        if not agency_id:
-            raise invalid("agencyId", "is required")
+        _require_agency_id(agency_id)
         return self.list_sessions(agency_id, tenant_id, status, "", requested_page_size, page_token)
 
     def list_deliveries(
@@ -269,6 +264,7 @@ class AdminService:
 
     def recover_failed(self, agency_id: str, since: datetime | None) -> int:
         """Queue a dashboard's FAILED deliveries (created since `since`) once more."""
+        _require_agency_id(agency_id)
         with self._db.transaction() as tx:
             if tx.get(DashboardRegistration, agency_id) is None:
                 raise NotFound(f"agency {agency_id!r} is not registered")
@@ -348,6 +344,11 @@ class AdminService:
         durations = sorted(duration for _, duration in recent)
         p95 = float(durations[max(0, math.ceil(0.95 * len(durations)) - 1)]) if durations else 0.0
         return {k: int(v or 0) for k, v in counts.items()}, len(recent), rate, p95, int(unroutable)
+
+
+def _require_agency_id(agency_id: str) -> None:
+    if not agency_id:
+        raise invalid("agencyId", "is required")
 
 
 def _provider_status(provider: Provider) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Float, ForeignKey, Integer, LargeBinary, String
+from sqlalchemy import Float, ForeignKey, Integer, LargeBinary, String, Text, event
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from engine.store.base import Base, UTCDateTime, utcnow
@@ -39,6 +39,8 @@ class DashboardRegistration(Base):
     webhooks_failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     # Why the status is what it is (suspension reason, "410 Gone", ...).
     status_reason: Mapped[str] = mapped_column(String(500), default="")
+    # agencyId, name and URL case-folded in Python: SQL lower() folds ASCII only (SQLite, C locale).
+    search_text: Mapped[str] = mapped_column(Text, default="")
 
     api_keys: Mapped[list[ApiKey]] = relationship(back_populates="dashboard", order_by="ApiKey.created_at")
 
@@ -70,3 +72,14 @@ class DashboardStatusChange(Base):
     actor: Mapped[str] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(String(500), default="")
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+def search_text_of(agency_id: str, name: str, url: str) -> str:
+    """What the admin search matches: the three fields, case-folded (Unicode-aware)."""
+    return "\n".join((agency_id, name, url)).casefold()
+
+
+@event.listens_for(DashboardRegistration, "before_insert")
+@event.listens_for(DashboardRegistration, "before_update")
+def _refresh_search_text(_mapper: object, _connection: object, target: DashboardRegistration) -> None:
+    target.search_text = search_text_of(target.agency_id, target.dashboard_name, target.dashboard_url)
