@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 
 import httpx
 from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
 
 from engine import __version__
 from engine.registry.models import (
@@ -191,12 +192,18 @@ class Dispatcher:
                 )
                 .values(status=HELD, next_attempt_at=None)
             )
+            # Only active dashboards' rows: one committed after the UPDATE above must not slip through.
             due = tx.execute(
                 select(WebhookDelivery.delivery_id, WebhookDelivery.agency_id)
                 .where(
                     WebhookDelivery.status == PENDING,
                     WebhookDelivery.next_attempt_at <= now,
                     or_(WebhookDelivery.lease_expires_at.is_(None), WebhookDelivery.lease_expires_at <= now),
+                    WebhookDelivery.agency_id.in_(
+                        select(DashboardRegistration.agency_id).where(
+                            DashboardRegistration.status == STATUS_ACTIVE
+                        )
+                    ),
                 )
                 .order_by(WebhookDelivery.next_attempt_at)
                 .limit(free * 4)
@@ -275,8 +282,8 @@ class Dispatcher:
         return _Outcome(status, excerpt, "", retry_after, _ms_since(started))
 
     def _record(self, delivery_id: str, outcome: _Outcome) -> None:
+        """Store the attempt and decide what comes next: done, retry, dead letter or held."""
         now = self._clock()
-        changed_agency = ""
         with self._db.transaction() as tx:
             delivery = tx.get(WebhookDelivery, delivery_id, with_for_update=True)
             if delivery is None:
@@ -296,52 +303,64 @@ class Dispatcher:
                     error=outcome.error[:500],
                 )
             )
-            if outcome.succeeded:
-                delivery.status = SUCCEEDED
-                delivery.succeeded_at = now
-                delivery.next_attempt_at = None
-                if registration is not None:
-                    registration.webhooks_failing_since = None
-                return
-            disable_reason = ""
+            disabled = self._schedule(tx, delivery, registration, outcome, now)
+        if disabled:
+            # After the commit: the registry's cache must not keep showing the dashboard active.
+            self._on_status_change(delivery.agency_id)
+
+    def _schedule(
+        self,
+        tx: Session,
+        delivery: WebhookDelivery,
+        registration: DashboardRegistration | None,
+        outcome: _Outcome,
+        now: datetime,
+    ) -> bool:
+        """Set the delivery's next state; True if this outcome disabled the dashboard's webhooks."""
+        if outcome.succeeded:
+            delivery.status = SUCCEEDED
+            delivery.succeeded_at = now
+            delivery.next_attempt_at = None
             if registration is not None:
-                failing_since = registration.webhooks_failing_since or now
-                registration.webhooks_failing_since = failing_since
-                if outcome.status == 410:
-                    disable_reason = "the dashboard answered 410 Gone"
-                elif now - failing_since >= self._config.disable_after:
-                    hours = self._config.disable_after.total_seconds() / 3600
-                    disable_reason = f"every delivery failed for {hours:g} hours"
-            if disable_reason and registration is not None:
-                if registration.status == STATUS_ACTIVE:
-                    registration.status = STATUS_WEBHOOKS_DISABLED
-                    registration.status_reason = disable_reason
-                    tx.add(
-                        DashboardStatusChange(
-                            agency_id=registration.agency_id,
-                            status=STATUS_WEBHOOKS_DISABLED,
-                            actor="engine",
-                            reason=disable_reason,
-                            changed_at=now,
-                        )
-                    )
-                    changed_agency = registration.agency_id
-                    log.warning(
-                        "webhooks disabled",
-                        extra={"agency_id": registration.agency_id, "reason": disable_reason},
-                    )
-                delivery.status = HELD
-                delivery.next_attempt_at = None
-                return
-            delay = self._config.policy.delay_after(delivery.attempt_count, outcome.retry_after, self._rng)
-            if delay is None:
-                delivery.status = FAILED
-                delivery.next_attempt_at = None
-            else:
-                delivery.status = PENDING
-                delivery.next_attempt_at = now + timedelta(seconds=delay)
-        if changed_agency:
-            self._on_status_change(changed_agency)
+                registration.webhooks_failing_since = None
+            return False
+        disable_reason = ""
+        if registration is not None:
+            failing_since = registration.webhooks_failing_since or now
+            registration.webhooks_failing_since = failing_since
+            if outcome.status == 410:
+                disable_reason = "the dashboard answered 410 Gone"
+            elif now - failing_since >= self._config.disable_after:
+                hours = self._config.disable_after.total_seconds() / 3600
+                disable_reason = f"every delivery failed for {hours:g} hours"
+        if registration is not None and disable_reason:
+            delivery.status = HELD
+            delivery.next_attempt_at = None
+            if registration.status != STATUS_ACTIVE:
+                return False  # suspended already: stays so
+            registration.status = STATUS_WEBHOOKS_DISABLED
+            registration.status_reason = disable_reason
+            tx.add(
+                DashboardStatusChange(
+                    agency_id=registration.agency_id,
+                    status=STATUS_WEBHOOKS_DISABLED,
+                    actor="engine",
+                    reason=disable_reason,
+                    changed_at=now,
+                )
+            )
+            log.warning(
+                "webhooks disabled", extra={"agency_id": registration.agency_id, "reason": disable_reason}
+            )
+            return True
+        delay = self._config.policy.delay_after(delivery.attempt_count, outcome.retry_after, self._rng)
+        if delay is None:
+            delivery.status = FAILED
+            delivery.next_attempt_at = None
+        else:
+            delivery.status = PENDING
+            delivery.next_attempt_at = now + timedelta(seconds=delay)
+        return False
 
 
 def _read_excerpt(response: httpx.Response) -> str:

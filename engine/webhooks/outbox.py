@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from google.protobuf import json_format
+from sqlalchemy import event as sqlalchemy_events
 from sqlalchemy.orm import Session
 
 from engine.ids import new_id
@@ -82,8 +83,13 @@ class Outbox:
         )
         tx.add(delivery)
         if self._wake is not None:
-            self._wake()
+            # Woken before the commit, a dispatcher would not see the row yet.
+            sqlalchemy_events.listen(tx, "after_commit", self._wake_after_commit, once=True)
         return delivery
+
+    def _wake_after_commit(self, _session: Session) -> None:
+        if self._wake is not None:
+            self._wake()
 
 
 def event_body(event: webhook_pb2.WebhookEvent) -> str:
