@@ -14,11 +14,12 @@ GOOGLEAPIS = $(shell $(BIN)/python -c 'import google.api, pathlib; print(pathlib
 help: ## List the commands
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(STAMP): pyproject.toml gen/pyproject.toml
+$(STAMP): pyproject.toml gen/pyproject.toml clients/python/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ./gen
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e ./clients/python
 	@touch $(STAMP)
 
 node_modules/.bin/buf: package.json package-lock.json
@@ -41,10 +42,11 @@ test: setup lint check-gen lint-proto ## Lint, drift checks, then every test (SQ
 test-fast: $(STAMP) ## Only the tests, without the lint and drift checks
 	$(BIN)/python -m pytest -x -q
 
-lint: $(STAMP) ## ruff and mypy
+lint: $(STAMP) ## ruff and mypy (the engine and the Python client, strict)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	cd clients/python && ../../$(BIN)/mypy
 
 fmt: $(STAMP) ## Format and autofix with ruff
 	$(BIN)/ruff format .
@@ -78,8 +80,9 @@ FUZZ_EXAMPLES ?= 500
 fuzz: $(STAMP) ## Fuzz every REST operation from /openapi.json with schemathesis (FUZZ_EXAMPLES per operation, default 500)
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest tests/integration/test_fuzz_openapi.py -q --hypothesis-show-statistics
 
-bench: $(STAMP) ## Benchmarks: engine vs. bare grpcio, and REST vs. gRPC, printed as ratios
+bench: $(STAMP) ## Benchmarks: engine vs. bare grpcio, REST vs. gRPC, provider ingress throughput
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.ingress_throughput
 
 clean: ## Remove generated build output (not .venv)
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache

@@ -112,7 +112,9 @@ class AccessGuard:
             if throttled is not None:
                 self._reject(throttled)
             identity, suspended = self._authenticate(rule, credentials, request)
-        if not rule.allows(_KIND_CREDENTIAL[identity.kind]):
+        # A public method (one that accepts no credential) accepts any valid one as well.
+        public = rule.allows(options_pb2.CREDENTIAL_NONE)
+        if not public and not rule.allows(_KIND_CREDENTIAL[identity.kind]):
             raise PermissionDenied(
                 "this credential may not call this method", reason="CREDENTIAL_NOT_ALLOWED"
             )
