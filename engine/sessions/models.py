@@ -88,3 +88,18 @@ class StoredMessage(Base):
     provider_message_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class PendingMessageAck(Base):
+    """A provider's report on a message it named before the engine had stored that name.
+
+    A provider answers a send and reports on the message independently, so its first ack
+    can arrive before the send's answer is recorded; it waits here and is applied then.
+    """
+
+    __tablename__ = "pending_message_acks"
+
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.session_id"), primary_key=True)
+    provider_message_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)

@@ -24,10 +24,16 @@ from engine.registry.models import DashboardRegistration
 from engine.sessions import lifecycle
 from engine.sessions.models import OUTBOUND, Conversation, SessionBinding, StoredMessage
 from engine.sessions.notices import Publisher, publish_nowhere
-from engine.sessions.providers import Provider, ProviderError, ProviderSession
+from engine.sessions.providers import Provider, ProviderError, ProviderSession, SentMessage
 from engine.sessions.providers.sandbox import SandboxProvider
 from engine.sessions.qr import PNG_MIME_TYPE, qr_png
-from engine.sessions.store import change_session_status, find_session, touch_conversation
+from engine.sessions.store import (
+    change_message_status,
+    change_session_status,
+    find_session,
+    take_deferred_ack,
+    touch_conversation,
+)
 from engine.sessions.views import (
     ConversationView,
     MessageView,
@@ -194,17 +200,14 @@ class SessionService:
         binding = self._peek(agency_id, tenant_id, session_id)
         lifecycle.require_stoppable(binding.status)
         self._at_provider(binding, "stop")
-        return self._settle(agency_id, tenant_id, session_id, lifecycle.STOPPED, lifecycle.require_stoppable)
+        return self._settle_stopped(agency_id, tenant_id, session_id, account_id=None)
 
     def logout(self, agency_id: str, tenant_id: str, session_id: str) -> SessionView:
         """Unpair the session's account and stop it; starting again shows a new QR code."""
         binding = self._peek(agency_id, tenant_id, session_id)
         lifecycle.require_logged_in(binding.status, binding.account_id)
         self._at_provider(binding, "logout")
-        with self._db.transaction() as tx:
-            live = find_session(tx, agency_id, tenant_id, session_id, for_update=True)
-            change_session_status(tx, live, lifecycle.STOPPED, self._clock(), self._publish, account_id="")
-            return session_view(live)
+        return self._settle_stopped(agency_id, tenant_id, session_id, account_id="")
 
     def qr_code(self, agency_id: str, tenant_id: str, session_id: str) -> QrCode:
         """The pairing QR code; only while the session is in SCAN_QR_CODE."""
@@ -250,11 +253,7 @@ class SessionService:
         except ProviderError as error:
             self._update_message(message.message_id, status=lifecycle.MESSAGE_FAILED)
             raise _unavailable(binding.provider, error) from None
-        return self._update_message(
-            message.message_id,
-            provider_message_id=sent.provider_message_id,
-            status=lifecycle.next_message_status(lifecycle.PENDING, sent.status),
-        )
+        return self._record_sent(binding.session_id, message.message_id, sent)
 
     def simulate_inbound(
         self, agency_id: str, tenant_id: str, session_id: str, sender: str, text: str
@@ -348,19 +347,37 @@ class SessionService:
         except ProviderError as error:
             raise _unavailable(binding.provider, error) from None
 
-    def _settle(
-        self,
-        agency_id: str,
-        tenant_id: str,
-        session_id: str,
-        status: str,
-        still_allowed: Callable[[str], None],
+    def _settle_stopped(
+        self, agency_id: str, tenant_id: str, session_id: str, account_id: str | None
     ) -> SessionView:
+        """Record STOPPED after the provider did its part. The provider's own report may have
+        landed first (its webhook racing our answer): then there is nothing left to change."""
         with self._db.transaction() as tx:
             live = find_session(tx, agency_id, tenant_id, session_id, for_update=True)
-            still_allowed(live.status)
-            change_session_status(tx, live, status, self._clock(), self._publish)
+            change_session_status(
+                tx, live, lifecycle.STOPPED, self._clock(), self._publish, account_id=account_id
+            )
             return session_view(live)
+
+    def _record_sent(self, session_id: str, message_id: str, sent: SentMessage) -> MessageView:
+        """Name the message as the provider does, with what it (and any early ack) reported."""
+        now = self._clock()
+        with self._db.transaction() as tx:
+            # The session row lock orders this against the ingress recording an ack for it.
+            tx.scalars(
+                select(SessionBinding.session_id)
+                .where(SessionBinding.session_id == session_id)
+                .with_for_update()
+            ).one()
+            message = tx.get(StoredMessage, message_id, with_for_update=True)
+            assert message is not None
+            message.provider_message_id = sent.provider_message_id
+            message.updated_at = now
+            change_message_status(tx, message, sent.status, now, self._publish)
+            early = take_deferred_ack(tx, session_id, sent.provider_message_id)
+            if early is not None:
+                change_message_status(tx, message, early, now, self._publish)
+            return message_view(message)
 
     def _update_message(self, message_id: str, **changes: Any) -> MessageView:
         with self._db.transaction() as tx:

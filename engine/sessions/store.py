@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engine.errors import NotFound
 from engine.ids import new_id
-from engine.sessions.models import Conversation, SessionBinding
-from engine.sessions.notices import SESSION_STATUS, Notice, Publisher
-from engine.sessions.views import session_view
+from engine.sessions import lifecycle
+from engine.sessions.models import Conversation, PendingMessageAck, SessionBinding, StoredMessage
+from engine.sessions.notices import MESSAGE_STATUS, SESSION_STATUS, Notice, Publisher
+from engine.sessions.views import message_view, session_view
 
 #: Conversations keep the start of their last message for listings.
 EXCERPT_LENGTH = 200
+#: Acks for messages the engine never names (sent from the phone itself) are dropped after this.
+PENDING_ACK_LIFETIME = timedelta(hours=1)
 
 
 def find_session(
@@ -124,3 +127,52 @@ def change_session_status(
             ),
         )
     return True
+
+
+def defer_ack(tx: Session, session_id: str, provider_message_id: str, status: str, now: datetime) -> None:
+    """Keep an ack for a message not (yet) known by its provider id, merged with earlier ones."""
+    tx.execute(delete(PendingMessageAck).where(PendingMessageAck.received_at < now - PENDING_ACK_LIFETIME))
+    pending = tx.get(PendingMessageAck, (session_id, provider_message_id), with_for_update=True)
+    if pending is None:
+        tx.add(
+            PendingMessageAck(
+                session_id=session_id, provider_message_id=provider_message_id, status=status, received_at=now
+            )
+        )
+    else:
+        pending.status = lifecycle.next_message_status(pending.status, status)
+
+
+def change_message_status(
+    tx: Session, message: StoredMessage, reported: str, now: datetime, publish: Publisher
+) -> bool:
+    """Move a message forward to what the provider reported, publishing message.status; False if unchanged."""
+    previous = message.status
+    status = lifecycle.next_message_status(previous, reported)
+    if status == previous:
+        return False
+    message.status = status
+    message.updated_at = now
+    tx.flush()
+    publish(
+        tx,
+        Notice(
+            MESSAGE_STATUS,
+            message.agency_id,
+            message.tenant_id,
+            message.session_id,
+            message=message_view(message),
+            previous_status=previous,
+        ),
+    )
+    return True
+
+
+def take_deferred_ack(tx: Session, session_id: str, provider_message_id: str) -> str | None:
+    """The status of an ack that arrived before its message was named, removing it."""
+    pending = tx.get(PendingMessageAck, (session_id, provider_message_id), with_for_update=True)
+    if pending is None:
+        return None
+    status = pending.status
+    tx.delete(pending)
+    return status

@@ -25,7 +25,7 @@ from engine.errors import Unauthenticated, invalid
 from engine.ids import new_id
 from engine.sessions import lifecycle
 from engine.sessions.models import INBOUND, SessionBinding, StoredMessage
-from engine.sessions.notices import MESSAGE_RECEIVED, MESSAGE_STATUS, Notice, Publisher, publish_nowhere
+from engine.sessions.notices import MESSAGE_RECEIVED, Notice, Publisher, publish_nowhere
 from engine.sessions.providers import (
     InboundMessage,
     MalformedPayload,
@@ -34,7 +34,13 @@ from engine.sessions.providers import (
     ProviderEvent,
     SessionStatusChanged,
 )
-from engine.sessions.store import change_session_status, find_session_at_provider, touch_conversation
+from engine.sessions.store import (
+    change_message_status,
+    change_session_status,
+    defer_ack,
+    find_session_at_provider,
+    touch_conversation,
+)
 from engine.sessions.views import MessageView, message_view
 from engine.store.base import utcnow
 from engine.store.database import Database
@@ -51,8 +57,10 @@ class Outcome(enum.Enum):
     DUPLICATE = "duplicate"
     #: For a session the engine does not know; kept in unroutable_provider_events.
     UNROUTABLE = "unroutable"
-    #: Nothing to change (e.g. an ack for a message the engine never sent).
+    #: Nothing to change (e.g. a status the message has passed already).
     IGNORED = "ignored"
+    #: An ack for a message not known by that id yet: kept until the send records it.
+    DEFERRED = "deferred"
 
 
 @dataclass(frozen=True)
@@ -215,27 +223,11 @@ class ProviderIngress:
     def _ack(self, tx: Session, binding: SessionBinding, event: MessageAck, now: datetime) -> Recorded:
         message = _message_at(tx, binding.session_id, event.provider_message_id, lock=True)
         if message is None:
-            return Recorded(Outcome.IGNORED)
-        previous = message.status
-        status = lifecycle.next_message_status(previous, event.status)
-        if status == previous:
-            return Recorded(Outcome.IGNORED, message_view(message))
-        message.status = status
-        message.updated_at = now
-        tx.flush()
-        view = message_view(message)
-        self._publish(
-            tx,
-            Notice(
-                MESSAGE_STATUS,
-                binding.agency_id,
-                binding.tenant_id,
-                binding.session_id,
-                message=view,
-                previous_status=previous,
-            ),
-        )
-        return Recorded(Outcome.STORED, view)
+            # Possibly our own send whose answer is not recorded yet: the send applies it then.
+            defer_ack(tx, binding.session_id, event.provider_message_id, event.status, now)
+            return Recorded(Outcome.DEFERRED)
+        changed = change_message_status(tx, message, event.status, now, self._publish)
+        return Recorded(Outcome.STORED if changed else Outcome.IGNORED, message_view(message))
 
 
 def _message_at(

@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 
 from engine.gateway.app import HTTP_CODE_KEY
 from engine.ids import new_id
-from engine.sessions.models import Conversation, StoredMessage
+from engine.sessions.models import Conversation, PendingMessageAck, StoredMessage
 from engine.sessions.providers.sandbox import SIGNATURE_HEADER, SandboxProvider
 from engine.webhooks.models import ProviderEventReceipt, UnroutableProviderEvent
 from tests.conftest import BACKENDS, LiveEngine
@@ -421,18 +421,23 @@ def test_event_for_an_unknown_session_is_202_unroutable(ingress: Ingress, transp
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_an_ack_for_an_unknown_message_is_accepted_and_ignored(ingress: Ingress, transport: str) -> None:
+def test_an_ack_for_an_unknown_message_is_accepted_and_kept_for_later(
+    ingress: Ingress, transport: str
+) -> None:
     s = ingress
-    ignored_before = metric(s, "ignored")
+    deferred_before = metric(s, "deferred")
     before = counts(s)
 
     answer = s.post(transport, ack(s.session_id, "sbx_never_sent", "DELIVERED"))
 
     assert answer == Answer(200, {"accepted": 1, "unroutable": 0})
-    assert metric(s, "ignored") == ignored_before + 1
+    assert metric(s, "deferred") == deferred_before + 1
     after = counts(s)
     assert after["messages"] == before["messages"]
     assert after["provider_event_receipts"] == before["provider_event_receipts"] + 1
+    with s.live.engine.database.reader() as tx:
+        pending = tx.get(PendingMessageAck, (s.session_id, "sbx_never_sent"))
+        assert pending is not None and pending.status == "DELIVERED"
 
 
 def test_a_deleted_session_no_longer_routes(ingress: Ingress) -> None:

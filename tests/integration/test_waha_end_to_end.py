@@ -602,12 +602,6 @@ def test_malformed_body_for_a_known_session_stores_nothing_on_both_databases(set
 # -- WAHA's webhook arriving before its API answer ------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: SessionService.stop re-checks require_stoppable in _settle after WAHA answered; "
-    "when WAHA's session.status STOPPED webhook was recorded first, the stop that succeeded answers "
-    "400 FAILED_PRECONDITION ('its status is STOPPED')",
-)
 def test_stop_succeeds_when_waha_reports_first(setup: Setup, monkeypatch: pytest.MonkeyPatch) -> None:
     s = setup
     session_id = working_session(s)["sessionId"]
@@ -627,11 +621,6 @@ def test_stop_succeeds_when_waha_reports_first(setup: Setup, monkeypatch: pytest
     assert response.json()["session"]["status"] == "SESSION_STATUS_STOPPED"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: SessionService.send_text stores WAHA's message id only after sendText returns; "
-    "a message.ack recorded before that finds no message, is IGNORED, and is lost for good",
-)
 def test_an_ack_is_kept_when_waha_reports_first(
     start_engine: Callable[..., LiveEngine], monkeypatch: pytest.MonkeyPatch
 ) -> None:
