@@ -32,7 +32,7 @@ from engine.sessions.store import (
     change_session_status,
     find_session,
     take_deferred_ack,
-    touch_conversation,
+    upsert_conversation,
 )
 from engine.sessions.views import (
     ConversationView,
@@ -231,10 +231,12 @@ class SessionService:
         with self._db.transaction() as tx:
             binding = find_session(tx, agency_id, tenant_id, session_id, for_update=True)
             lifecycle.require_status("send from", binding.status, lifecycle.WORKING)
-            conversation = touch_conversation(tx, binding, chat_id, text, now)
+            conversation_id = upsert_conversation(
+                tx, binding.session_id, binding.agency_id, binding.tenant_id, chat_id, text, now
+            )
             message = StoredMessage(
                 message_id=new_id("msg"),
-                conversation_id=conversation.conversation_id,
+                conversation_id=conversation_id,
                 session_id=binding.session_id,
                 agency_id=binding.agency_id,
                 tenant_id=binding.tenant_id,

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import case, delete, select
 from sqlalchemy.orm import Session
 
 from engine.errors import NotFound
@@ -14,6 +13,7 @@ from engine.sessions import lifecycle
 from engine.sessions.models import Conversation, PendingMessageAck, SessionBinding, StoredMessage
 from engine.sessions.notices import MESSAGE_STATUS, SESSION_STATUS, Notice, Publisher
 from engine.sessions.views import message_view, session_view
+from engine.store.upsert import dialect_insert
 
 #: Conversations keep the start of their last message for listings.
 EXCERPT_LENGTH = 200
@@ -56,42 +56,41 @@ def find_session_at_provider(tx: Session, provider: str, provider_session: str) 
     return tx.scalars(query).one_or_none()
 
 
-def touch_conversation(
-    tx: Session, binding: SessionBinding, peer: str, text: str, at: datetime
-) -> Conversation:
-    """The conversation of `binding` with `peer`, created if new, updated with a new message."""
-    conversation = _conversation_with(tx, binding.session_id, peer)
-    if conversation is None:
-        conversation = Conversation(
-            conversation_id=new_id("cnv"),
-            session_id=binding.session_id,
-            agency_id=binding.agency_id,
-            tenant_id=binding.tenant_id,
-            peer=peer,
-            message_count=0,
-            created_at=at,
-            last_message_at=at,
-        )
-        try:
-            # A savepoint: a concurrent first message from the same peer must not fail this event.
-            with tx.begin_nested():
-                tx.add(conversation)
-        except IntegrityError:
-            conversation = _conversation_with(tx, binding.session_id, peer)
-            assert conversation is not None
-    conversation.last_message_at = max(conversation.last_message_at, at)
-    conversation.last_message_text = text[:EXCERPT_LENGTH]
-    conversation.message_count += 1
-    return conversation
+def upsert_conversation(
+    tx: Session, session_id: str, agency_id: str, tenant_id: str, peer: str, text: str, at: datetime
+) -> str:
+    """Count a new message in the session's conversation with `peer` (created if new); its id.
 
-
-def _conversation_with(tx: Session, session_id: str, peer: str) -> Conversation | None:
-    query = (
-        select(Conversation)
-        .where(Conversation.session_id == session_id, Conversation.peer == peer)
-        .with_for_update()
+    One INSERT ... ON CONFLICT DO UPDATE: concurrent first messages from the same peer meet
+    in the unique constraint instead of failing.
+    """
+    table = Conversation.__table__
+    statement = dialect_insert(tx, Conversation).values(
+        conversation_id=new_id("cnv"),
+        session_id=session_id,
+        agency_id=agency_id,
+        tenant_id=tenant_id,
+        peer=peer,
+        message_count=1,
+        created_at=at,
+        last_message_at=at,
+        last_message_text=text[:EXCERPT_LENGTH],
     )
-    return tx.scalars(query).one_or_none()
+    statement = statement.on_conflict_do_update(
+        index_elements=[table.c.session_id, table.c.peer],
+        set_={
+            "message_count": table.c.message_count + 1,
+            "last_message_text": statement.excluded.last_message_text,
+            "last_message_at": case(
+                (
+                    statement.excluded.last_message_at > table.c.last_message_at,
+                    statement.excluded.last_message_at,
+                ),
+                else_=table.c.last_message_at,
+            ),
+        },
+    ).returning(table.c.conversation_id)
+    return str(tx.execute(statement).scalar_one())
 
 
 def change_session_status(

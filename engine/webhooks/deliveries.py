@@ -98,8 +98,7 @@ class DeliveryService:
         with self._db.transaction() as tx:
             if tx.get(DashboardRegistration, agency_id) is None:
                 raise NotFound(f"agency {agency_id!r} is not registered")
-            delivery = self._outbox.add(tx, event)
-            delivery_id = delivery.delivery_id
+            delivery_id = self._outbox.add(tx, event)
         return self.get_delivery(agency_id, delivery_id)
 
     def release_held(self, agency_id: str) -> int:

@@ -12,11 +12,11 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import CursorResult, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -39,11 +39,12 @@ from engine.sessions.store import (
     change_session_status,
     defer_ack,
     find_session_at_provider,
-    touch_conversation,
+    upsert_conversation,
 )
 from engine.sessions.views import MessageView, message_view
 from engine.store.base import utcnow
 from engine.store.database import Database
+from engine.store.upsert import dialect_insert, table_of
 from engine.webhooks.models import ProviderEventReceipt, UnroutableProviderEvent
 
 log = logging.getLogger("engine.ingress")
@@ -87,6 +88,19 @@ class IngressResult:
         """Events the engine took responsibility for (stored now or before)."""
         return len(self.recorded) - self.unroutable
 
+
+_ROUTE = select(
+    SessionBinding.session_id, SessionBinding.agency_id, SessionBinding.tenant_id, SessionBinding.account_id
+).where(
+    SessionBinding.provider == bindparam("provider"),
+    SessionBinding.provider_session == bindparam("provider_session"),
+    SessionBinding.deleted_at.is_(None),
+)
+_MESSAGE_BY_PROVIDER_ID = select(StoredMessage.message_id).where(
+    StoredMessage.session_id == bindparam("session_id"),
+    StoredMessage.provider_message_id == bindparam("provider_message_id"),
+)
+_INSERT_MESSAGE = insert(table_of(StoredMessage))
 
 _EVENT_TYPES = {InboundMessage: "message", MessageAck: "message.ack", SessionStatusChanged: "session.status"}
 
@@ -161,28 +175,25 @@ class ProviderIngress:
         return result
 
     def _record(self, tx: Session, provider: str, event: ProviderEvent) -> Recorded:
-        if tx.get(ProviderEventReceipt, (provider, event.event_id)) is not None:
-            return Recorded(Outcome.DUPLICATE)
         now = self._clock()
-        tx.add(ProviderEventReceipt(provider=provider, event_id=event.event_id, received_at=now))
+        # Inserted first, "do nothing" on conflict: a repeated event is found with one statement.
+        receipt = tx.execute(
+            _insert_ignoring_conflicts(tx, ProviderEventReceipt),
+            {"provider": provider, "event_id": event.event_id, "received_at": now},
+        )
+        if cast("CursorResult[Any]", receipt).rowcount == 0:
+            return Recorded(Outcome.DUPLICATE)
+        if isinstance(event, InboundMessage):
+            # Messages need no lock on the session row: nothing in it changes.
+            route = tx.execute(
+                _ROUTE, {"provider": provider, "provider_session": event.provider_session}
+            ).first()
+            if route is None:
+                return self._unroutable(tx, provider, event, now)
+            return self._inbound(tx, route, event, now)
         binding = find_session_at_provider(tx, provider, event.provider_session)
         if binding is None:
-            tx.add(
-                UnroutableProviderEvent(
-                    provider=provider,
-                    provider_session=event.provider_session[:128],
-                    event_type=_EVENT_TYPES[type(event)],
-                    event_id=event.event_id,
-                    received_at=now,
-                )
-            )
-            log.warning(
-                "provider event for an unknown session",
-                extra={"provider": provider, "provider_session": event.provider_session[:128]},
-            )
-            return Recorded(Outcome.UNROUTABLE)
-        if isinstance(event, InboundMessage):
-            return self._inbound(tx, binding, event, now)
+            return self._unroutable(tx, provider, event, now)
         if isinstance(event, MessageAck):
             return self._ack(tx, binding, event, now)
         changed = change_session_status(
@@ -190,33 +201,53 @@ class ProviderIngress:
         )
         return Recorded(Outcome.STORED if changed else Outcome.IGNORED)
 
-    def _inbound(
-        self, tx: Session, binding: SessionBinding, event: InboundMessage, now: datetime
-    ) -> Recorded:
-        if _message_at(tx, binding.session_id, event.provider_message_id, lock=False) is not None:
+    def _unroutable(self, tx: Session, provider: str, event: ProviderEvent, now: datetime) -> Recorded:
+        tx.add(
+            UnroutableProviderEvent(
+                provider=provider,
+                provider_session=event.provider_session[:128],
+                event_type=_EVENT_TYPES[type(event)],
+                event_id=event.event_id,
+                received_at=now,
+            )
+        )
+        log.warning(
+            "provider event for an unknown session",
+            extra={"provider": provider, "provider_session": event.provider_session[:128]},
+        )
+        return Recorded(Outcome.UNROUTABLE)
+
+    def _inbound(self, tx: Session, route: Any, event: InboundMessage, now: datetime) -> Recorded:
+        session_id = route.session_id
+        known = tx.execute(
+            _MESSAGE_BY_PROVIDER_ID,
+            {"session_id": session_id, "provider_message_id": event.provider_message_id},
+        ).first()
+        if known is not None:
             return Recorded(Outcome.DUPLICATE)
-        conversation = touch_conversation(tx, binding, event.sender, event.text, now)
-        message = StoredMessage(
+        conversation_id = upsert_conversation(
+            tx, session_id, route.agency_id, route.tenant_id, event.sender, event.text, now
+        )
+        view = MessageView(
             message_id=new_id("msg"),
-            conversation_id=conversation.conversation_id,
-            session_id=binding.session_id,
-            agency_id=binding.agency_id,
-            tenant_id=binding.tenant_id,
+            conversation_id=conversation_id,
+            session_id=session_id,
+            agency_id=route.agency_id,
+            tenant_id=route.tenant_id,
             direction=INBOUND,
             sender=event.sender,
-            recipient=lifecycle.chat_id_of(binding.account_id) or binding.account_id,
+            recipient=lifecycle.chat_id_of(route.account_id) or route.account_id,
             text=event.text,
             status=lifecycle.RECEIVED,
             provider_message_id=event.provider_message_id,
             created_at=now,
             updated_at=now,
         )
-        tx.add(message)
-        tx.flush()
-        view = message_view(message)
+        # A plain insert: a concurrent delivery of the same message fails the unique constraint,
+        # and the whole transaction (conversation count included) rolls back as a duplicate.
+        tx.execute(_INSERT_MESSAGE, {**asdict(view), "provider_message_id": event.provider_message_id})
         self._publish(
-            tx,
-            Notice(MESSAGE_RECEIVED, binding.agency_id, binding.tenant_id, binding.session_id, message=view),
+            tx, Notice(MESSAGE_RECEIVED, route.agency_id, route.tenant_id, session_id, message=view)
         )
         return Recorded(Outcome.STORED, view)
 
@@ -228,6 +259,10 @@ class ProviderIngress:
             return Recorded(Outcome.DEFERRED)
         changed = change_message_status(tx, message, event.status, now, self._publish)
         return Recorded(Outcome.STORED if changed else Outcome.IGNORED, message_view(message))
+
+
+def _insert_ignoring_conflicts(tx: Session, model: Any) -> Any:
+    return dialect_insert(tx, model).on_conflict_do_nothing()
 
 
 def _message_at(

@@ -13,16 +13,20 @@ from datetime import datetime
 
 from google.protobuf import json_format
 from sqlalchemy import event as sqlalchemy_events
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from engine.ids import new_id
 from engine.sessions.notices import MESSAGE_RECEIVED, MESSAGE_STATUS, SESSION_STATUS, Notice
 from engine.sessions.protos import message_message, message_status, session_message, session_status
 from engine.store.base import utcnow
+from engine.store.upsert import table_of
 from engine.webhooks.models import PENDING, WebhookDelivery
 from workflow_engine.v1 import webhook_pb2
 
 TEST_EVENT = "webhook.test"
+_INSERT_DELIVERY = insert(table_of(WebhookDelivery))
+_WAKE_REGISTERED = "outbox_wake_registered"
 
 
 class Outbox:
@@ -63,29 +67,34 @@ class Outbox:
             raise ValueError(f"notice {notice.type!r} carries no data")
         self.add(tx, event)
 
-    def add(self, tx: Session, event: webhook_pb2.WebhookEvent) -> WebhookDelivery:
-        """Give `event` a new id and timestamp and queue it for its agency's dashboard."""
+    def add(self, tx: Session, event: webhook_pb2.WebhookEvent) -> str:
+        """Give `event` a new id and timestamp and queue it for its dashboard; return the delivery id."""
         now = self._clock()
         event.id = new_id("evt")
         event.timestamp.FromDatetime(now)
-        delivery = WebhookDelivery(
-            delivery_id=new_id("dlv"),
-            event_id=event.id,
-            agency_id=event.agency_id,
-            event_type=event.type,
-            tenant_id=event.tenant_id,
-            session_id=event.session_id,
-            payload=event_body(event),
-            status=PENDING,
-            attempt_count=0,
-            next_attempt_at=now,
-            created_at=now,
+        delivery_id = new_id("dlv")
+        # A Core insert: this runs inside every ingress transaction, where ORM bookkeeping shows.
+        tx.execute(
+            _INSERT_DELIVERY,
+            {
+                "delivery_id": delivery_id,
+                "event_id": event.id,
+                "agency_id": event.agency_id,
+                "event_type": event.type,
+                "tenant_id": event.tenant_id,
+                "session_id": event.session_id,
+                "payload": event_body(event),
+                "status": PENDING,
+                "attempt_count": 0,
+                "next_attempt_at": now,
+                "created_at": now,
+            },
         )
-        tx.add(delivery)
-        if self._wake is not None:
+        if self._wake is not None and not tx.info.get(_WAKE_REGISTERED):
             # Woken before the commit, a dispatcher would not see the row yet.
+            tx.info[_WAKE_REGISTERED] = True
             sqlalchemy_events.listen(tx, "after_commit", self._wake_after_commit, once=True)
-        return delivery
+        return delivery_id
 
     def _wake_after_commit(self, _session: Session) -> None:
         if self._wake is not None:
