@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 DEV_ENV := var/dev.env
 GOOGLEAPIS = $(shell $(BIN)/python -c 'import google.api, pathlib; print(pathlib.Path(google.api.__path__[0]))')
 
-.PHONY: help setup run migrate test test-fast lint fmt gen openapi check-gen lint-proto breaking fuzz bench clean
+.PHONY: help setup run migrate test test-fast lint fmt gen openapi check-gen lint-proto breaking fuzz bench clean node-test
 
 help: ## List the commands
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -36,8 +36,11 @@ run: $(STAMP) ## Start the engine on its embedded defaults (SQLite, dev credenti
 migrate: $(STAMP) ## Apply database migrations (ENGINE_DATABASE_URL)
 	$(BIN)/engine migrate
 
-test: setup lint check-gen lint-proto ## Lint, drift checks, then every test (SQLite and PostgreSQL)
+test: setup lint check-gen lint-proto node-test ## Lint, drift checks, the Node client's tests, then every test (SQLite and PostgreSQL)
 	$(BIN)/python -m pytest
+
+node-test: $(STAMP) ## The Node.js client (clients/node): tsc (strict), then its tests against a live engine
+	cd clients/node && npm ci --no-audit --no-fund --loglevel=error && npm test
 
 test-fast: $(STAMP) ## Only the tests, without the lint and drift checks
 	$(BIN)/python -m pytest -x -q
@@ -85,4 +88,4 @@ bench: $(STAMP) ## Benchmarks: engine vs. bare grpcio, REST vs. gRPC, provider i
 	$(BIN)/python -m bench.ingress_throughput
 
 clean: ## Remove generated build output (not .venv)
-	rm -rf build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf build .pytest_cache .mypy_cache .ruff_cache clients/node/dist
