@@ -300,7 +300,7 @@ def test_an_event_committed_while_a_claim_runs_is_still_held_for_a_disabled_dash
         # As in production: the outbox row is written, the dispatcher wakes and starts a claim
         # before the writing transaction commits, and the commit lands during the claim.
         with live.engine.database.transaction() as tx:
-            queued = Outbox().add(tx, test_event)
+            queued_id = Outbox().add(tx, test_event)
             tx.flush()
             claimer.start()
             assert at_select.wait(5), "the claim never reached its SELECT"
@@ -312,7 +312,7 @@ def test_an_event_committed_while_a_claim_runs_is_still_held_for_a_disabled_dash
 
     assert dispatcher.run_once() == 0
     with live.engine.database.reader() as tx:
-        row = tx.get(WebhookDelivery, queued.delivery_id)
+        row = tx.get(WebhookDelivery, queued_id)
         assert row is not None
         status = row.status
     assert receiver.stays_at(0, 0.3), "a disabled dashboard got a webhook"

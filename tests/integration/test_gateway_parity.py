@@ -22,15 +22,27 @@ from workflow_engine.v1 import options_pb2
 
 ROUTES = routes_of(SERVICES)
 SAMPLE_VALUES = {"agency_id": "agency-a", "provider": "waha"}
+#: Calls whose second run answers differently (suspending twice fails): REST acts on a twin agency.
+TWIN_AGENCY_RPCS = frozenset({"SuspendDashboard"})
+#: Fields that change between two calls by nature (timings).
+VOLATILE_FIELDS = frozenset({"databaseLatencyMs", "uptimeSeconds"})
 
 
-def sample_path(route: Route) -> tuple[str, dict[str, str]]:
+def steady(document: object) -> object:
+    """`document` without the fields that differ between any two calls."""
+    if isinstance(document, dict):
+        return {k: steady(v) for k, v in document.items() if k not in VOLATILE_FIELDS}
+    return document
+
+
+def sample_path(route: Route, agency_id: str = "agency-a") -> tuple[str, dict[str, str]]:
     """A concrete path for the route's template, and the bindings it carries."""
     bindings: dict[str, str] = {}
+    values = {**SAMPLE_VALUES, "agency_id": agency_id}
 
     def fill(match: re.Match[str]) -> str:
         field = match.group(1).split("=")[0]
-        value = SAMPLE_VALUES.get(field.rsplit(".", 1)[-1], "sample-1")
+        value = values.get(field.rsplit(".", 1)[-1], "sample-1")
         bindings[field] = value
         return value
 
@@ -52,6 +64,7 @@ def credential_headers(route: Route, dashboard_key: str) -> dict[str, str]:
 @pytest.fixture
 def setup(live_http: LiveEngine) -> Iterator[tuple[LiveEngine, str, httpx.Client]]:
     key = register(live_http.channel, "agency-a").api_key
+    register(live_http.channel, "agency-twin")
     with httpx.Client(base_url=live_http.base_url, timeout=10) as client:
         yield live_http, key, client
 
@@ -83,6 +96,8 @@ def test_route_answers_like_grpc(setup: tuple[LiveEngine, str, httpx.Client], ro
     except grpc.RpcError as error:
         grpc_code = error.code()
 
+    if route.rpc.name in TWIN_AGENCY_RPCS:
+        path, _ = sample_path(route, agency_id="agency-twin")
     http_response = client.request(
         route.http_method,
         path,
@@ -93,6 +108,6 @@ def test_route_answers_like_grpc(setup: tuple[LiveEngine, str, httpx.Client], ro
 
     assert http_response.status_code == HTTP_STATUS[grpc_code], http_response.text
     if grpc_code is grpc.StatusCode.OK and route.http_method == "GET" and not route.response_body:
-        assert http_response.json() == grpc_body
+        assert steady(http_response.json()) == steady(grpc_body)
     elif grpc_code is not grpc.StatusCode.OK:
         assert json.loads(http_response.content)["code"] == grpc_code.value[0]
