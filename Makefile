@@ -31,7 +31,7 @@ setup: $(STAMP) node_modules/.bin/buf ## Create .venv and install the engine wit
 run: $(STAMP) ## Start the engine on its embedded defaults (SQLite, dev credentials generated once, local dashboards allowed)
 	@$(BIN)/engine dev-credentials $(DEV_ENV)
 	@set -a && . ./$(DEV_ENV) && set +a && \
-		ENGINE_WEBHOOK_ALLOW_PRIVATE_NETWORKS=$${ENGINE_WEBHOOK_ALLOW_PRIVATE_NETWORKS:-true} exec $(BIN)/engine serve
+		ENGINE_ALLOW_PRIVATE_WEBHOOK_URLS=$${ENGINE_ALLOW_PRIVATE_WEBHOOK_URLS:-true} exec $(BIN)/engine serve
 
 migrate: $(STAMP) ## Apply database migrations (ENGINE_DATABASE_URL)
 	$(BIN)/engine migrate

@@ -452,7 +452,7 @@ def main() -> int:
             # Deliveries to the dashboard are another path: by default they are left to a worker
             # (`engine worker`), and only written to the outbox here, in the ingress transaction.
             run_dispatcher=dispatcher,
-            webhook_allow_private_networks=True,
+            allow_private_webhook_urls=True,
         )
         if "sqlite" in databases:
             runs.append(run_database("sqlite", base, pool, workdir, options))

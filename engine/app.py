@@ -134,7 +134,11 @@ def build_engine(settings: Settings, *, serve_http: bool = True) -> Engine:
     # Bound first: the providers must know the address their webhooks come back to.
     http_socket = bind(settings.http_addr) if serve_http else None
     ingress_base = settings.ingress_base_url(http_socket.getsockname()[1] if http_socket else None)
-    registry = RegistryService(database, SecretCipher(settings.secret_key.get()))
+    registry = RegistryService(
+        database,
+        SecretCipher(settings.secret_key.get()),
+        allow_private_webhook_urls=settings.allow_private_webhook_urls,
+    )
     dispatcher = build_dispatcher(settings, database, registry) if settings.run_dispatcher else None
     outbox = Outbox(wake=dispatcher.wake if dispatcher else None)
     providers = build_providers(settings, ingress_base)
@@ -221,7 +225,7 @@ def build_dispatcher(settings: Settings, database: Database, registry: RegistryS
         disable_after=timedelta(hours=settings.webhook_disable_after_hours),
         concurrency=settings.webhook_concurrency,
         concurrency_per_dashboard=settings.webhook_concurrency_per_dashboard,
-        allow_private_networks=settings.webhook_allow_private_networks,
+        allow_private_webhook_urls=settings.allow_private_webhook_urls,
     )
     return Dispatcher(
         database, registry.delivery_target, engine_signer(settings), config, on_status_change=registry.forget

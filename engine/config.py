@@ -108,9 +108,9 @@ class Settings:
     webhook_concurrency: int = 32
     #: ENGINE_WEBHOOK_CONCURRENCY_PER_DASHBOARD — deliveries in flight at once to one dashboard.
     webhook_concurrency_per_dashboard: int = 4
-    #: ENGINE_WEBHOOK_ALLOW_PRIVATE_NETWORKS — allow dashboard URLs on loopback/private addresses
+    #: ENGINE_ALLOW_PRIVATE_WEBHOOK_URLS — allow dashboard URLs on loopback/private addresses
     #: (off by default: a dashboard URL must not reach the engine's own network).
-    webhook_allow_private_networks: bool = False
+    allow_private_webhook_urls: bool = False
 
     REQUIRED_TO_SERVE = ("ENGINE_API_KEY", "WORKFLOW_ENGINE_INTERNAL_PSK", "ENGINE_SECRET_KEY")
 
@@ -163,8 +163,8 @@ class Settings:
                 int,
                 minimum=1,
             ),
-            webhook_allow_private_networks=_flag(
-                env, "ENGINE_WEBHOOK_ALLOW_PRIVATE_NETWORKS", cls.webhook_allow_private_networks
+            allow_private_webhook_urls=_flag(
+                env, "ENGINE_ALLOW_PRIVATE_WEBHOOK_URLS", cls.allow_private_webhook_urls
             ),
         )
 

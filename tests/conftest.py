@@ -67,7 +67,7 @@ def base_settings(database_url: str, **overrides: object) -> Settings:
         # Sandbox sessions pair at once unless a test asks otherwise.
         sandbox_pairing_seconds=0.0,
         # Test dashboards listen on loopback; unreachable example URLs fail fast.
-        webhook_allow_private_networks=True,
+        allow_private_webhook_urls=True,
         webhook_timeout_seconds=2.0,
     )
     return replace(settings, **overrides)  # type: ignore[arg-type]

@@ -35,7 +35,7 @@ from engine.validation import (
     url_problem,
     webhook_secret_problem,
 )
-from engine.webhooks.targets import DeliveryTarget
+from engine.webhooks.targets import DeliveryTarget, url_destination_problem
 
 DEFAULT_GRACE_PERIOD = timedelta(days=1)
 #: After a webhook secret change, deliveries carry signatures under the old and the new one this long.
@@ -111,11 +111,17 @@ class RegistryService:
     """Registers dashboards, manages their configuration and API keys, resolves keys."""
 
     def __init__(
-        self, database: Database, cipher: SecretCipher, clock: Callable[[], datetime] = utcnow
+        self,
+        database: Database,
+        cipher: SecretCipher,
+        clock: Callable[[], datetime] = utcnow,
+        *,
+        allow_private_webhook_urls: bool = False,
     ) -> None:
         self._db = database
         self._cipher = cipher
         self._clock = clock
+        self._allow_private_urls = allow_private_webhook_urls
         self._registrations: TtlCache[str, DashboardView | None] = TtlCache(CACHE_SECONDS)
         self._keys: TtlCache[str, KeyRecord | None] = TtlCache(CACHE_SECONDS)
 
@@ -126,7 +132,7 @@ class RegistryService:
         violations = Violations()
         violations.check("agencyId", agency_id_problem(agency_id))
         violations.check("dashboardName", text_problem(name, MAX_DASHBOARD_NAME))
-        violations.check("dashboardUrl", url_problem(url))
+        violations.check("dashboardUrl", self._dashboard_url_problem(url))
         violations.check("webhookSecret", webhook_secret_problem(webhook_secret))
         violations.raise_if_any()
         key = generate_api_key()
@@ -174,7 +180,7 @@ class RegistryService:
         if changes.dashboard_name is not None:
             violations.check("dashboardName", text_problem(changes.dashboard_name, MAX_DASHBOARD_NAME))
         if changes.dashboard_url is not None:
-            violations.check("dashboardUrl", url_problem(changes.dashboard_url))
+            violations.check("dashboardUrl", self._dashboard_url_problem(changes.dashboard_url))
         if changes.webhook_secret is not None:
             violations.check("webhookSecret", webhook_secret_problem(changes.webhook_secret))
         violations.raise_if_any()
@@ -196,6 +202,10 @@ class RegistryService:
         self.forget(agency_id)
         self._registrations.put(agency_id, view)
         return view
+
+    def _dashboard_url_problem(self, url: str) -> str | None:
+        """A well-formed http(s) URL that does not point into the engine's own network."""
+        return url_problem(url) or url_destination_problem(url, self._allow_private_urls)
 
     def list_agencies(self, requested_page_size: int, page_token: str) -> tuple[list[DashboardView], str]:
         """One page of registered agencies ordered by agencyId, and the next page's token."""

@@ -79,7 +79,7 @@ class DispatcherConfig:
     disable_after: timedelta = timedelta(hours=120)
     concurrency: int = 32
     concurrency_per_dashboard: int = 4
-    allow_private_networks: bool = False
+    allow_private_webhook_urls: bool = False
     #: How often an idle dispatcher looks for due rows (it is also woken by new events).
     poll_seconds: float = 0.25
 
@@ -255,7 +255,7 @@ class Dispatcher:
 
     def _post(self, delivery: WebhookDelivery, target: DeliveryTarget) -> _Outcome:
         try:
-            check_destination(target.url, self._config.allow_private_networks)
+            destination = check_destination(target.url, self._config.allow_private_webhook_urls)
         except TargetRefused as refused:
             return _Outcome(error=str(refused))
         body = delivery.payload.encode("utf-8")
@@ -269,9 +269,15 @@ class Dispatcher:
                 target.secrets, self._signer, delivery.event_id, sent_at, body
             ),
         }
+        extensions = {}
+        if destination.host_header:
+            headers["host"] = destination.host_header
+            extensions["sni_hostname"] = destination.server_name
         started = time.perf_counter()
         try:
-            with self._client.stream("POST", target.url, content=body, headers=headers) as response:
+            with self._client.stream(
+                "POST", destination.connect_url, content=body, headers=headers, extensions=extensions
+            ) as response:
                 excerpt = _read_excerpt(response)
                 retry_after = _retry_after_seconds(response.headers.get("retry-after"))
                 status = response.status_code

@@ -81,7 +81,7 @@ def dispatcher_for(live: LiveEngine, clock: Callable[[], datetime]) -> Dispatche
         disable_after=timedelta(hours=settings.webhook_disable_after_hours),
         concurrency=settings.webhook_concurrency,
         concurrency_per_dashboard=settings.webhook_concurrency_per_dashboard,
-        allow_private_networks=settings.webhook_allow_private_networks,
+        allow_private_webhook_urls=settings.allow_private_webhook_urls,
     )
     return Dispatcher(
         live.engine.database,

@@ -220,7 +220,7 @@ def test_worker_alone_delivers_what_a_serve_without_dispatcher_queued(tmp_path: 
         ENGINE_GRPC_ADDR=f"127.0.0.1:{port}",
         ENGINE_HTTP_ADDR=f"127.0.0.1:{http_port}",
         ENGINE_DISPATCHER="false",
-        ENGINE_WEBHOOK_ALLOW_PRIVATE_NETWORKS="true",
+        ENGINE_ALLOW_PRIVATE_WEBHOOK_URLS="true",
     )
     engine = subprocess.Popen(
         [*ENGINE, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True

@@ -34,7 +34,7 @@ from engine.registry.models import STATUS_ACTIVE, STATUS_SUSPENDED, DashboardReg
 from engine.registry.service import CACHE_SECONDS, SECRET_OVERLAP
 from engine.store.base import utcnow
 from engine.webhooks.signing import signed_content
-from tests.conftest import BACKENDS, LiveEngine
+from tests.conftest import BACKENDS, WEBHOOK_SECRET, LiveEngine
 from tests.support.receiver import Received, Reply, WebhookReceiver
 from tests.support.rpc import MASTER_AUTH, Metadata, api_key_auth, register
 from workflow_engine.v1 import (
@@ -726,11 +726,23 @@ def test_a_suspended_dashboards_events_are_held_then_released_on_activation(
     assert board.receiver.count_by_id() == {first.event_id: 1, **{q.event_id: 1 for q in held}}
 
 
-def test_a_dashboard_on_a_private_address_gets_no_request_unless_allowed(
-    hub: Callable[..., LiveEngine], dashboard: Callable[..., Dashboard]
+def test_a_dashboard_on_a_private_address_is_refused_and_gets_no_request_unless_allowed(
+    hub: Callable[..., LiveEngine], receivers: Callable[[], WebhookReceiver]
 ) -> None:
-    live = hub(webhook_allow_private_networks=False)
-    board = dashboard(live, "agency-a")  # its receiver listens on 127.0.0.1
+    live = hub(allow_private_webhook_urls=False)
+    receiver = receivers()  # listens on 127.0.0.1
+    # Registration refuses a URL that resolves into the engine's own network...
+    refused = grpc_error(lambda: register(live.channel, "agency-a", dashboard_url=receiver.url))
+    assert refused.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "dashboardUrl" in (refused.details() or "")
+    # ...and every delivery checks again: a name that resolves inward later gets nothing.
+    key = register(live.channel, "agency-a", dashboard_url="https://dashboard.example.com/hooks").api_key
+    with live.engine.database.transaction() as tx:
+        registration = tx.get(DashboardRegistration, "agency-a")
+        assert registration is not None
+        registration.dashboard_url = receiver.url
+    live.engine.registry.forget("agency-a")
+    board = Dashboard(live, "agency-a", key, WEBHOOK_SECRET, receiver)
     queued = board.send_test("internal")
     failed = board.wait_status(queued.delivery_id, "FAILED")
     assert attempts_of(failed) == [(1, 0), (2, 0), (3, 0)]

@@ -92,7 +92,7 @@ export async function startEngine(extraEnv: Record<string, string> = {}): Promis
     ENGINE_GRPC_ADDR: `127.0.0.1:${grpcPort}`,
     ENGINE_HTTP_ADDR: `127.0.0.1:${httpPort}`,
     ENGINE_SANDBOX_PAIRING_SECONDS: "0",
-    ENGINE_WEBHOOK_ALLOW_PRIVATE_NETWORKS: "true",
+    ENGINE_ALLOW_PRIVATE_WEBHOOK_URLS: "true",
     ENGINE_LOG_LEVEL: "WARNING",
     ...extraEnv,
   });

@@ -102,6 +102,15 @@ describe("over REST", () => {
       ["Hi back", "Hello over REST"],
     );
 
+    // Let the sandbox's acks settle (sent, delivered, read) so that both reads see one state.
+    const settled = Date.now() + 10_000;
+    for (;;) {
+      const listed = await client.listMessages(sent.conversationId, { tenantId });
+      if (listed.messages.find((message) => message.messageId === sent.messageId)?.status === "MESSAGE_STATUS_READ") break;
+      assert.ok(Date.now() < settled, "the sent message never reached READ");
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+
     // The same reads over gRPC give the very same objects.
     const grpcClient = new EngineGrpcClient({ target: engine.target, apiKey });
     grpcClients.push(grpcClient);

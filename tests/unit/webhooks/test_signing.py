@@ -277,19 +277,19 @@ INTERNAL_URLS = [
 @pytest.mark.parametrize("url", INTERNAL_URLS)
 def test_internal_destinations_are_refused(url: str) -> None:
     with pytest.raises(TargetRefused, match="non-public"):
-        check_destination(url, allow_private_networks=False)
+        check_destination(url, allow_private_webhook_urls=False)
 
 
 @pytest.mark.parametrize("url", INTERNAL_URLS)
 def test_internal_destinations_are_allowed_when_configured(url: str) -> None:
-    check_destination(url, allow_private_networks=True)
+    check_destination(url, allow_private_webhook_urls=True)
 
 
 @pytest.mark.parametrize(
     "url", ["https://93.184.215.14/hooks", "http://8.8.8.8:8080/x", "https://[2606:4700::1]/"]
 )
 def test_public_addresses_are_allowed(url: str) -> None:
-    check_destination(url, allow_private_networks=False)
+    check_destination(url, allow_private_webhook_urls=False)
 
 
 @pytest.mark.parametrize(
@@ -305,9 +305,9 @@ def test_public_addresses_are_allowed(url: str) -> None:
 @pytest.mark.parametrize("allow", [False, True])
 def test_non_http_urls_are_refused(url: str, allow: bool) -> None:
     with pytest.raises(TargetRefused, match="not an http"):
-        check_destination(url, allow_private_networks=allow)
+        check_destination(url, allow_private_webhook_urls=allow)
 
 
 def test_an_unresolvable_host_is_refused() -> None:
     with pytest.raises(TargetRefused, match="cannot resolve"):
-        check_destination("https://no-such-host.invalid/hooks", allow_private_networks=False)
+        check_destination("https://no-such-host.invalid/hooks", allow_private_webhook_urls=False)
