@@ -83,7 +83,7 @@ class Engine:
         self.grpc.start()
         if self.http is not None:
             self.http.start()
-        if self.dispatcher is not None:
+        if self.dispatcher is not None and self.settings.run_dispatcher:
             self.dispatcher.start()
         threading.Thread(target=self._follow_database, name="health", daemon=True).start()
         log.info(
@@ -139,15 +139,17 @@ def build_engine(settings: Settings, *, serve_http: bool = True) -> Engine:
         SecretCipher(settings.secret_key.get()),
         allow_private_webhook_urls=settings.allow_private_webhook_urls,
     )
-    dispatcher = build_dispatcher(settings, database, registry) if settings.run_dispatcher else None
-    outbox = Outbox(wake=dispatcher.wake if dispatcher else None)
+    # Always built: SendTestWebhook delivers through it at once, even where `engine worker`
+    # processes do the rest; it only runs its claim loop when this process is a dispatcher.
+    dispatcher = build_dispatcher(settings, database, registry)
+    outbox = Outbox(wake=dispatcher.wake if settings.run_dispatcher else None)
     providers = build_providers(settings, ingress_base)
     ingress = ProviderIngress(database, providers, publish=outbox.publish, count=metrics.count_provider_event)
     sandbox = providers["sandbox"]
     assert isinstance(sandbox, SandboxProvider)
     sandbox.attach(ingress.accept)
     sessions = SessionService(database, providers, settings.default_provider, publish=outbox.publish)
-    deliveries = DeliveryService(database, outbox)
+    deliveries = DeliveryService(database, outbox, deliver_now=dispatcher.deliver)
     guard = AccessGuard(
         psk=settings.internal_psk.get(),
         master_key=settings.master_api_key.get(),

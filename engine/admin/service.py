@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine import __version__
@@ -265,18 +265,7 @@ class AdminService:
     def recover_failed(self, agency_id: str, since: datetime | None) -> int:
         """Queue a dashboard's FAILED deliveries (created since `since`) once more."""
         _require_agency_id(agency_id)
-        with self._db.transaction() as tx:
-            if tx.get(DashboardRegistration, agency_id) is None:
-                raise NotFound(f"agency {agency_id!r} is not registered")
-            statement = update(WebhookDelivery).where(
-                WebhookDelivery.agency_id == agency_id, WebhookDelivery.status == FAILED
-            )
-            if since is not None:
-                statement = statement.where(WebhookDelivery.created_at >= since)
-            result = tx.execute(
-                statement.values(status=PENDING, next_attempt_at=self._clock(), lease_expires_at=None)
-            )
-        return int(getattr(result, "rowcount", 0) or 0)
+        return self._deliveries.recover_failed(agency_id, since)
 
     # -- health ----------------------------------------------------------------------------------
 

@@ -284,7 +284,9 @@ class RegistryService:
             expires = registration.previous_webhook_secret_expires_at
             if registration.previous_webhook_secret_ciphertext and expires and expires > self._clock():
                 secrets.append(self._cipher.open(registration.previous_webhook_secret_ciphertext))
-            return DeliveryTarget(registration.dashboard_url, tuple(secrets))
+            return DeliveryTarget(
+                registration.dashboard_url, tuple(secrets), active=registration.status == STATUS_ACTIVE
+            )
 
     # -- API keys ------------------------------------------------------------------------
 

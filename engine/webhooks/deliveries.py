@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
@@ -33,15 +33,32 @@ class DeliveryView:
 class DeliveryService:
     """Reads and manual actions on the outbox of one agency."""
 
-    def __init__(self, database: Database, outbox: Outbox, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        database: Database,
+        outbox: Outbox,
+        clock: Callable[[], datetime] = utcnow,
+        *,
+        deliver_now: Callable[[str], None] | None = None,
+        test_lease: timedelta = timedelta(seconds=60),
+    ) -> None:
         self._db = database
         self._outbox = outbox
         self._clock = clock
+        #: Makes one attempt of a delivery at once (the dispatcher's `deliver`), for SendTestWebhook.
+        self._deliver_now = deliver_now
+        self._test_lease = test_lease
 
     def list_deliveries(
-        self, agency_id: str | None, status: str, event_type: str, requested_page_size: int, page_token: str
+        self,
+        agency_id: str | None,
+        status: str,
+        event_type: str,
+        requested_page_size: int,
+        page_token: str,
+        since: datetime | None = None,
     ) -> tuple[list[DeliveryView], str]:
-        """The agency's (None: every agency's) deliveries, newest first, optionally of one status and type."""
+        """The agency's (None: every agency's) deliveries, newest first, filtered by status, type, time."""
         if status and status not in DELIVERY_STATUSES:
             raise invalid("status", "is not a delivery status")
         limit = page_size(requested_page_size)
@@ -52,6 +69,8 @@ class DeliveryService:
             query = query.where(WebhookDelivery.status == status)
         if event_type:
             query = query.where(WebhookDelivery.event_type == event_type)
+        if since is not None:
+            query = query.where(WebhookDelivery.created_at >= since)
         position = token_position(page_token, "before")
         if position is not None:
             query = query.where(WebhookDelivery.delivery_id < position)
@@ -90,7 +109,11 @@ class DeliveryService:
         return self.get_delivery(agency_id, delivery_id)
 
     def send_test(self, agency_id: str, note: str) -> DeliveryView:
-        """Queue a `webhook.test` event for the agency's dashboard."""
+        """Send a `webhook.test` event to the agency's dashboard now; the view carries the attempt.
+
+        The row is written already claimed, so no dispatcher takes it while this call delivers
+        it; if the attempt fails it is retried on the schedule like any other.
+        """
         if len(note) > MAX_TEST_NOTE or CONTROL_CHARACTERS.search(note):
             raise invalid("note", f"must be at most {MAX_TEST_NOTE} characters without control characters")
         event = webhook_pb2.WebhookEvent(type=TEST_EVENT, agency_id=agency_id)
@@ -98,8 +121,26 @@ class DeliveryService:
         with self._db.transaction() as tx:
             if tx.get(DashboardRegistration, agency_id) is None:
                 raise NotFound(f"agency {agency_id!r} is not registered")
-            delivery_id = self._outbox.add(tx, event)
+            lease = self._test_lease if self._deliver_now is not None else None
+            delivery_id = self._outbox.add(tx, event, claimed_for=lease)
+        if self._deliver_now is not None:
+            self._deliver_now(delivery_id)
         return self.get_delivery(agency_id, delivery_id)
+
+    def recover_failed(self, agency_id: str, since: datetime | None) -> int:
+        """Queue the agency's FAILED deliveries (created since `since`, or all) once more."""
+        with self._db.transaction() as tx:
+            if tx.get(DashboardRegistration, agency_id) is None:
+                raise NotFound(f"agency {agency_id!r} is not registered")
+            statement = update(WebhookDelivery).where(
+                WebhookDelivery.agency_id == agency_id, WebhookDelivery.status == FAILED
+            )
+            if since is not None:
+                statement = statement.where(WebhookDelivery.created_at >= since)
+            result = tx.execute(
+                statement.values(status=PENDING, next_attempt_at=self._clock(), lease_expires_at=None)
+            )
+        return int(getattr(result, "rowcount", 0) or 0)
 
     def release_held(self, agency_id: str) -> int:
         """Send the agency's HELD deliveries now (after activation); returns how many."""

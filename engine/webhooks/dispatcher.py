@@ -40,7 +40,7 @@ from engine.webhooks.targets import DeliveryTarget, TargetRefused, check_destina
 log = logging.getLogger("engine.dispatcher")
 
 #: How much of a dashboard's answer is kept with the attempt, for diagnosis.
-EXCERPT_BYTES = 500
+EXCERPT_BYTES = 1024
 USER_AGENT = f"workflow-engine-webhooks/{__version__}"
 
 
@@ -247,11 +247,23 @@ class Dispatcher:
         if delivery is None:
             return
         target = self._targets(delivery.agency_id)
+        if target is not None and not target.active:
+            self._hold(delivery_id)
+            return
         if target is None:
             outcome = _Outcome(error="the dashboard is not registered")
         else:
             outcome = self._post(delivery, target)
         self._record(delivery_id, outcome)
+
+    def _hold(self, delivery_id: str) -> None:
+        """Park a delivery of a suspended or disabled dashboard until it is activated."""
+        with self._db.transaction() as tx:
+            tx.execute(
+                update(WebhookDelivery)
+                .where(WebhookDelivery.delivery_id == delivery_id, WebhookDelivery.status == PENDING)
+                .values(status=HELD, next_attempt_at=None, lease_expires_at=None)
+            )
 
     def _post(self, delivery: WebhookDelivery, target: DeliveryTarget) -> _Outcome:
         try:

@@ -83,6 +83,7 @@ class DeliveryAttempt(Base):
     attempted_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     #: HTTP status; 0 when no response arrived.
     response_status: Mapped[int] = mapped_column(Integer, default=0)
-    response_excerpt: Mapped[str] = mapped_column(String(500), default="")
+    #: The first 1 KiB of the response body (decoded leniently).
+    response_excerpt: Mapped[str] = mapped_column(Text, default="")
     duration_ms: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str] = mapped_column(String(500), default="")

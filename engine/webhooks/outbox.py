@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from google.protobuf import json_format
 from sqlalchemy import event as sqlalchemy_events
@@ -67,7 +67,7 @@ class Outbox:
             raise ValueError(f"notice {notice.type!r} carries no data")
         self.add(tx, event)
 
-    def add(self, tx: Session, event: webhook_pb2.WebhookEvent) -> str:
+    def add(self, tx: Session, event: webhook_pb2.WebhookEvent, claimed_for: timedelta | None = None) -> str:
         """Give `event` a new id and timestamp and queue it for its dashboard; return the delivery id."""
         now = self._clock()
         event.id = new_id("evt")
@@ -87,6 +87,8 @@ class Outbox:
                 "status": PENDING,
                 "attempt_count": 0,
                 "next_attempt_at": now,
+                # Written already leased when the caller delivers it itself (test sends).
+                "lease_expires_at": now + claimed_for if claimed_for is not None else None,
                 "created_at": now,
             },
         )

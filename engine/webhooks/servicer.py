@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 from google.protobuf import json_format
@@ -47,8 +48,9 @@ class WebhookServicer(webhook_pb2_grpc.WebhookServiceServicer):  # type: ignore[
         self, request: webhook_pb2.ListDeliveriesRequest, context: Any
     ) -> webhook_pb2.ListDeliveriesResponse:
         status = enum_suffix(webhook_pb2.DeliveryStatus, request.status, DELIVERY_STATUS_PREFIX, "status")
+        since = request.since.ToDatetime(tzinfo=UTC) if request.HasField("since") else None
         views, next_token = self._deliveries.list_deliveries(
-            request.agency_id, status, request.event_type, request.page_size, request.page_token
+            request.agency_id, status, request.event_type, request.page_size, request.page_token, since
         )
         return webhook_pb2.ListDeliveriesResponse(
             deliveries=[delivery_message(v) for v in views], next_page_token=next_token
@@ -65,6 +67,14 @@ class WebhookServicer(webhook_pb2_grpc.WebhookServiceServicer):  # type: ignore[
     ) -> webhook_pb2.RedeliverWebhookResponse:
         view = self._deliveries.redeliver(request.agency_id, request.delivery_id)
         return webhook_pb2.RedeliverWebhookResponse(delivery=delivery_message(view))
+
+    def RedeliverFailedWebhooks(
+        self, request: webhook_pb2.RedeliverFailedWebhooksRequest, context: Any
+    ) -> webhook_pb2.RedeliverFailedWebhooksResponse:
+        since = request.since.ToDatetime(tzinfo=UTC) if request.HasField("since") else None
+        return webhook_pb2.RedeliverFailedWebhooksResponse(
+            redelivered=self._deliveries.recover_failed(request.agency_id, since)
+        )
 
     def SendTestWebhook(
         self, request: webhook_pb2.SendTestWebhookRequest, context: Any

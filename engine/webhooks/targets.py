@@ -14,6 +14,8 @@ class DeliveryTarget:
 
     url: str
     secrets: tuple[str, ...]
+    #: False while the dashboard is suspended or its webhooks are disabled: deliveries wait.
+    active: bool = True
 
 
 class TargetRefused(Exception):

@@ -9,6 +9,7 @@ older than 24 hours) or the database to disappear (gRPC health).
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -543,9 +544,10 @@ def test_delivery_figures_of_the_last_24_hours(
     failed = board.send_test("fail")
     done = [board.wait_delivery(d.delivery_id, SUCCEEDED) for d in ok]
     board.wait_delivery(failed.delivery_id, FAILED)
-    slow = board.send_test("slow")
+    # SendTestWebhook waits for its attempt: the slow one stays PENDING (leased) while it runs.
+    threading.Thread(target=lambda: board.send_test("slow"), daemon=True).start()
     board.receiver.wait_until(
-        lambda got: any(r.webhook_id == slow.event_id for r in got), what="the slow one"
+        lambda got: any(r.json.get("test", {}).get("note") == "slow" for r in got), what="the slow one"
     )
     suspend(live, "agency-b")
     held = held_board.send_test("held", auth=MASTER_AUTH)
@@ -1067,9 +1069,10 @@ def test_system_health(
     eventually(
         lambda: board.delivery(failing.delivery_id), lambda d: d.attempt_count == 1, "the failed attempt"
     )
-    slow = board.send_test("slow")
+    # SendTestWebhook waits for its attempt: the slow one stays PENDING (leased) while it runs.
+    threading.Thread(target=lambda: board.send_test("slow"), daemon=True).start()
     board.receiver.wait_until(
-        lambda got: any(r.webhook_id == slow.event_id for r in got), what="the slow one"
+        lambda got: any(r.json.get("test", {}).get("note") == "slow" for r in got), what="the slow one"
     )
     suspend(live, "agency-b")
     held = held_board.send_test("held", auth=MASTER_AUTH)

@@ -21,7 +21,14 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.conftest import MASTER_KEY, PSK, SECRET_KEY, WEBHOOK_SECRET
 from tests.support.rpc import PSK_AUTH, api_key_auth, register
-from workflow_engine.v1 import registry_pb2, registry_pb2_grpc, webhook_pb2, webhook_pb2_grpc
+from workflow_engine.v1 import (
+    registry_pb2,
+    registry_pb2_grpc,
+    sessions_pb2,
+    sessions_pb2_grpc,
+    webhook_pb2,
+    webhook_pb2_grpc,
+)
 
 ENGINE = [sys.executable, "-m", "engine"]
 
@@ -221,6 +228,7 @@ def test_worker_alone_delivers_what_a_serve_without_dispatcher_queued(tmp_path: 
         ENGINE_HTTP_ADDR=f"127.0.0.1:{http_port}",
         ENGINE_DISPATCHER="false",
         ENGINE_ALLOW_PRIVATE_WEBHOOK_URLS="true",
+        ENGINE_SANDBOX_PAIRING_SECONDS="0",
     )
     engine = subprocess.Popen(
         [*ENGINE, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -232,27 +240,39 @@ def test_worker_alone_delivers_what_a_serve_without_dispatcher_queued(tmp_path: 
             key = register(
                 channel, "worker_agency", dashboard_url=f"http://127.0.0.1:{receiver.server_port}/hooks"
             ).api_key
-            event_id = (
-                webhook_pb2_grpc.WebhookServiceStub(channel)
-                .SendTestWebhook(
-                    webhook_pb2.SendTestWebhookRequest(note="queued"), metadata=api_key_auth(key)
-                )
-                .delivery.event_id
+            # Starting a sandbox session queues session.status events (STARTING, SCAN_QR_CODE, WORKING).
+            sessions = sessions_pb2_grpc.SessionsServiceStub(channel)
+            session = sessions.CreateSession(
+                sessions_pb2.CreateSessionRequest(tenant_id="t1"), metadata=api_key_auth(key)
+            ).session
+            sessions.StartSession(
+                sessions_pb2.StartSessionRequest(session_id=session.session_id), metadata=api_key_auth(key)
             )
+            deliveries = webhook_pb2_grpc.WebhookServiceStub(channel)
+            deadline = time.monotonic() + 30
+            while True:
+                queued = deliveries.ListDeliveries(
+                    webhook_pb2.ListDeliveriesRequest(), metadata=api_key_auth(key)
+                ).deliveries
+                if len(queued) == 3:
+                    break
+                assert time.monotonic() < deadline, "the session's events were not queued"
+                time.sleep(0.1)
         time.sleep(1.0)
         assert _Recorder.received == []  # queued, but nobody delivers yet
         worker = subprocess.Popen(
             [*ENGINE, "worker"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
+        expected = {delivery.event_id for delivery in queued}
         deadline = time.monotonic() + 30
-        while event_id not in _Recorder.received:
+        while set(_Recorder.received) != expected:
             assert worker.poll() is None, worker.communicate()[1]
             assert time.monotonic() < deadline, "the worker did not deliver"
             time.sleep(0.1)
         worker.send_signal(signal.SIGTERM)
         worker.communicate(timeout=30)
         assert worker.returncode == 0
-        assert _Recorder.received == [event_id]
+        assert sorted(_Recorder.received) == sorted(expected)
     finally:
         receiver.shutdown()
         for process in (engine, worker):

@@ -62,6 +62,7 @@ export const OPERATIONS = {
   ListDeliveries: op("WebhookService", "GET", "/api/v1/webhooks/deliveries"),
   GetDelivery: op("WebhookService", "GET", "/api/v1/webhooks/deliveries/{deliveryId}"),
   RedeliverWebhook: op("WebhookService", "POST", "/api/v1/webhooks/deliveries/{deliveryId}/redeliver", { body: true }),
+  RedeliverFailedWebhooks: op("WebhookService", "POST", "/api/v1/webhooks/deliveries/redeliver-failed", { body: true }),
   SendTestWebhook: op("WebhookService", "POST", "/api/v1/webhooks/test", { body: true }),
   RegisterDashboard: op("RegistryService", "POST", "/v1/internal/dashboard/register", { body: true }),
   GetDashboardConfig: op("RegistryService", "GET", "/v1/internal/dashboard/config"),
@@ -135,6 +136,8 @@ export interface ListDeliveriesInput extends PageOptions {
   status?: DeliveryStatusInput;
   /** `message.received`, `message.status`, `session.status` or `webhook.test`. */
   eventType?: string;
+  /** Only deliveries created at or after this time (RFC 3339). */
+  since?: string;
 }
 
 export interface WaitForStatusOptions extends TenantOption {
@@ -257,7 +260,12 @@ export abstract class EngineApi {
     return (await this.call("RedeliverWebhook", { deliveryId }))["delivery"] as Delivery;
   }
 
-  /** SendTestWebhook: a `webhook.test` event to the dashboard. */
+  /** RedeliverFailedWebhooks: send every FAILED delivery (created since `since`, RFC 3339) again; how many. */
+  async redeliverFailedWebhooks(input: { since?: string } = {}): Promise<number> {
+    return Number((await this.call("RedeliverFailedWebhooks", { since: input.since }))["redelivered"] ?? 0);
+  }
+
+  /** SendTestWebhook: a signed `webhook.test` event to the dashboard now; the delivery carries the attempt. */
   async sendTestWebhook(input: { note?: string } = {}): Promise<Delivery> {
     return (await this.call("SendTestWebhook", { note: input.note }))["delivery"] as Delivery;
   }

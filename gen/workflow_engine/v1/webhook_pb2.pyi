@@ -174,18 +174,20 @@ class Delivery(_message.Message):
     def __init__(self, delivery_id: _Optional[str] = ..., agency_id: _Optional[str] = ..., event_id: _Optional[str] = ..., event_type: _Optional[str] = ..., status: _Optional[_Union[DeliveryStatus, str]] = ..., attempt_count: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_attempt_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_attempt_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempts: _Optional[_Iterable[_Union[DeliveryAttempt, _Mapping]]] = ..., event: _Optional[_Union[WebhookEvent, _Mapping]] = ...) -> None: ...
 
 class ListDeliveriesRequest(_message.Message):
-    __slots__ = ("agency_id", "status", "event_type", "page_size", "page_token")
+    __slots__ = ("agency_id", "status", "event_type", "page_size", "page_token", "since")
     AGENCY_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     EVENT_TYPE_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
     agency_id: str
     status: DeliveryStatus
     event_type: str
     page_size: int
     page_token: str
-    def __init__(self, agency_id: _Optional[str] = ..., status: _Optional[_Union[DeliveryStatus, str]] = ..., event_type: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    since: _timestamp_pb2.Timestamp
+    def __init__(self, agency_id: _Optional[str] = ..., status: _Optional[_Union[DeliveryStatus, str]] = ..., event_type: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ListDeliveriesResponse(_message.Message):
     __slots__ = ("deliveries", "next_page_token")
@@ -222,6 +224,20 @@ class RedeliverWebhookResponse(_message.Message):
     DELIVERY_FIELD_NUMBER: _ClassVar[int]
     delivery: Delivery
     def __init__(self, delivery: _Optional[_Union[Delivery, _Mapping]] = ...) -> None: ...
+
+class RedeliverFailedWebhooksRequest(_message.Message):
+    __slots__ = ("agency_id", "since")
+    AGENCY_ID_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    agency_id: str
+    since: _timestamp_pb2.Timestamp
+    def __init__(self, agency_id: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class RedeliverFailedWebhooksResponse(_message.Message):
+    __slots__ = ("redelivered",)
+    REDELIVERED_FIELD_NUMBER: _ClassVar[int]
+    redelivered: int
+    def __init__(self, redelivered: _Optional[int] = ...) -> None: ...
 
 class SendTestWebhookRequest(_message.Message):
     __slots__ = ("agency_id", "note")

@@ -66,6 +66,11 @@ class WebhookServiceStub:
                 request_serializer=workflow__engine_dot_v1_dot_webhook__pb2.RedeliverWebhookRequest.SerializeToString,
                 response_deserializer=workflow__engine_dot_v1_dot_webhook__pb2.RedeliverWebhookResponse.FromString,
                 _registered_method=True)
+        self.RedeliverFailedWebhooks = channel.unary_unary(
+                '/workflow_engine.v1.WebhookService/RedeliverFailedWebhooks',
+                request_serializer=workflow__engine_dot_v1_dot_webhook__pb2.RedeliverFailedWebhooksRequest.SerializeToString,
+                response_deserializer=workflow__engine_dot_v1_dot_webhook__pb2.RedeliverFailedWebhooksResponse.FromString,
+                _registered_method=True)
         self.SendTestWebhook = channel.unary_unary(
                 '/workflow_engine.v1.WebhookService/SendTestWebhook',
                 request_serializer=workflow__engine_dot_v1_dot_webhook__pb2.SendTestWebhookRequest.SerializeToString,
@@ -121,8 +126,15 @@ class WebhookServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RedeliverFailedWebhooks(self, request, context):
+        """Sends every FAILED delivery (created since a time, or all) once more.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def SendTestWebhook(self, request, context):
-        """Sends a `webhook.test` event to the dashboard.
+        """Sends a signed `webhook.test` event to the dashboard now and returns the attempt's outcome.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -160,6 +172,11 @@ def add_WebhookServiceServicer_to_server(servicer, server):
                     servicer.RedeliverWebhook,
                     request_deserializer=workflow__engine_dot_v1_dot_webhook__pb2.RedeliverWebhookRequest.FromString,
                     response_serializer=workflow__engine_dot_v1_dot_webhook__pb2.RedeliverWebhookResponse.SerializeToString,
+            ),
+            'RedeliverFailedWebhooks': grpc.unary_unary_rpc_method_handler(
+                    servicer.RedeliverFailedWebhooks,
+                    request_deserializer=workflow__engine_dot_v1_dot_webhook__pb2.RedeliverFailedWebhooksRequest.FromString,
+                    response_serializer=workflow__engine_dot_v1_dot_webhook__pb2.RedeliverFailedWebhooksResponse.SerializeToString,
             ),
             'SendTestWebhook': grpc.unary_unary_rpc_method_handler(
                     servicer.SendTestWebhook,
@@ -331,6 +348,33 @@ class WebhookService:
             '/workflow_engine.v1.WebhookService/RedeliverWebhook',
             workflow__engine_dot_v1_dot_webhook__pb2.RedeliverWebhookRequest.SerializeToString,
             workflow__engine_dot_v1_dot_webhook__pb2.RedeliverWebhookResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RedeliverFailedWebhooks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/workflow_engine.v1.WebhookService/RedeliverFailedWebhooks',
+            workflow__engine_dot_v1_dot_webhook__pb2.RedeliverFailedWebhooksRequest.SerializeToString,
+            workflow__engine_dot_v1_dot_webhook__pb2.RedeliverFailedWebhooksResponse.FromString,
             options,
             channel_credentials,
             insecure,

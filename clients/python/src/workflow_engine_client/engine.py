@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping
+from datetime import datetime
 from types import TracebackType
 from typing import Any, NamedTuple, TypeAlias, cast
 
@@ -327,10 +328,11 @@ class EngineClient:
         status: DeliveryStatusLike | None = None,
         event_type: str = "",
         *,
+        since: datetime | None = None,
         page_size: int | None = None,
     ) -> Iterator[webhook_pb2.Delivery]:
         """ListDeliveries: the webhooks delivered (or to be delivered) to this dashboard,
-        optionally of one status (`"FAILED"`, ...) and event type (`"message.received"`)."""
+        optionally of one status (`"FAILED"`, ...), event type (`"message.received"`) and since a time."""
         status_number = cast(
             webhook_pb2.DeliveryStatus, enum_value(webhook_pb2.DeliveryStatus, status, "DELIVERY_STATUS_")
         )
@@ -338,12 +340,15 @@ class EngineClient:
         def fetch(token: str) -> webhook_pb2.ListDeliveriesResponse:
             return self._transport.call(
                 _path(_WEBHOOKS, "ListDeliveries"),
-                webhook_pb2.ListDeliveriesRequest(
-                    agency_id=self.agency_id,
-                    status=status_number,
-                    event_type=event_type,
-                    page_size=page_size or 0,
-                    page_token=token,
+                _with_since(
+                    webhook_pb2.ListDeliveriesRequest(
+                        agency_id=self.agency_id,
+                        status=status_number,
+                        event_type=event_type,
+                        page_size=page_size or 0,
+                        page_token=token,
+                    ),
+                    since,
                 ),
                 webhook_pb2.ListDeliveriesResponse,
                 idempotent=True,
@@ -371,6 +376,20 @@ class EngineClient:
         )
         return response.delivery
 
+    def redeliver_failed_webhooks(self, since: datetime | None = None) -> int:
+        """RedeliverFailedWebhooks: send every FAILED delivery (created since `since`, or all) again;
+        returns how many were queued."""
+        request = webhook_pb2.RedeliverFailedWebhooksRequest(agency_id=self.agency_id)
+        if since is not None:
+            request.since.FromDatetime(since)
+        response = self._transport.call(
+            _path(_WEBHOOKS, "RedeliverFailedWebhooks"),
+            request,
+            webhook_pb2.RedeliverFailedWebhooksResponse,
+            idempotent=True,
+        )
+        return int(response.redelivered)
+
     def send_test_webhook(self, note: str = "") -> webhook_pb2.Delivery:
         """SendTestWebhook: send a `webhook.test` event (carrying `note`) to this dashboard."""
         response = self._transport.call(
@@ -380,3 +399,11 @@ class EngineClient:
             idempotent=False,
         )
         return response.delivery
+
+
+def _with_since(
+    request: webhook_pb2.ListDeliveriesRequest, since: datetime | None
+) -> webhook_pb2.ListDeliveriesRequest:
+    if since is not None:
+        request.since.FromDatetime(since)
+    return request
