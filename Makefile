@@ -83,9 +83,10 @@ FUZZ_EXAMPLES ?= 500
 fuzz: $(STAMP) ## Fuzz every REST operation from /openapi.json with schemathesis (FUZZ_EXAMPLES per operation, default 500)
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest tests/integration/test_fuzz_openapi.py -q --hypothesis-show-statistics
 
-bench: $(STAMP) ## Benchmarks: engine vs. bare grpcio, REST vs. gRPC, provider ingress throughput
+bench: $(STAMP) ## Benchmarks: engine vs. bare grpcio, REST vs. gRPC, provider ingress, webhook delivery
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.ingress_throughput
+	$(BIN)/python -m bench.delivery_throughput
 
 clean: ## Remove generated build output (not .venv)
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache clients/node/dist

@@ -128,7 +128,8 @@ class Dispatcher:
         self._wakeup = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self._lease = timedelta(seconds=config.timeout_seconds + 30)
+        # Long enough for one attempt and its bookkeeping; a dead worker's rows wait no longer.
+        self._lease = timedelta(seconds=config.timeout_seconds + 10)
 
     # -- running ---------------------------------------------------------------------------------
 
@@ -192,26 +193,30 @@ class Dispatcher:
                 )
                 .values(status=HELD, next_attempt_at=None)
             )
-            # Only active dashboards' rows: one committed after the UPDATE above must not slip through.
+            with self._lock:
+                taken = Counter(self._in_flight)
+            # Dashboards already at their share are left out in the query itself: otherwise a slow
+            # dashboard's backlog, being the oldest, would fill every page and starve the others.
+            at_cap = [a for a, n in taken.items() if n >= self._config.concurrency_per_dashboard]
+            query = select(WebhookDelivery.delivery_id, WebhookDelivery.agency_id).where(
+                WebhookDelivery.status == PENDING,
+                WebhookDelivery.next_attempt_at <= now,
+                or_(WebhookDelivery.lease_expires_at.is_(None), WebhookDelivery.lease_expires_at <= now),
+                # Only active dashboards' rows: one committed after the UPDATE above must not slip through.
+                WebhookDelivery.agency_id.in_(
+                    select(DashboardRegistration.agency_id).where(
+                        DashboardRegistration.status == STATUS_ACTIVE
+                    )
+                ),
+            )
+            if at_cap:
+                query = query.where(WebhookDelivery.agency_id.not_in(at_cap))
             due = tx.execute(
-                select(WebhookDelivery.delivery_id, WebhookDelivery.agency_id)
-                .where(
-                    WebhookDelivery.status == PENDING,
-                    WebhookDelivery.next_attempt_at <= now,
-                    or_(WebhookDelivery.lease_expires_at.is_(None), WebhookDelivery.lease_expires_at <= now),
-                    WebhookDelivery.agency_id.in_(
-                        select(DashboardRegistration.agency_id).where(
-                            DashboardRegistration.status == STATUS_ACTIVE
-                        )
-                    ),
-                )
-                .order_by(WebhookDelivery.next_attempt_at)
+                query.order_by(WebhookDelivery.next_attempt_at)
                 .limit(free * 4)
                 .with_for_update(skip_locked=True)
             ).all()
             chosen: list[tuple[str, str]] = []
-            with self._lock:
-                taken = Counter(self._in_flight)
             for delivery_id, agency_id in due:
                 if len(chosen) == free:
                     break

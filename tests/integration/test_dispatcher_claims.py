@@ -26,8 +26,8 @@ from engine.webhooks.models import HELD, PENDING, SUCCEEDED, DeliveryAttempt, We
 from engine.webhooks.outbox import Outbox
 from tests.conftest import BACKENDS, LiveEngine
 from tests.support.receiver import WebhookReceiver
-from tests.support.rpc import api_key_auth, register
-from workflow_engine.v1 import webhook_pb2, webhook_pb2_grpc
+from tests.support.rpc import register
+from workflow_engine.v1 import webhook_pb2
 
 DEADLINE = 10.0
 
@@ -93,13 +93,24 @@ def dispatcher_for(live: LiveEngine, clock: Callable[[], datetime]) -> Dispatche
 
 
 def send_tests(live: LiveEngine, api_key: str, count: int, prefix: str = "") -> list[webhook_pb2.Delivery]:
-    stub = webhook_pb2_grpc.WebhookServiceStub(live.channel)
-    return [
-        stub.SendTestWebhook(
-            webhook_pb2.SendTestWebhookRequest(note=f"{prefix}{n}"), metadata=api_key_auth(api_key)
-        ).delivery
-        for n in range(count)
-    ]
+    """Queue `count` webhook.test events for the key's dashboard, as the outbox writes any event.
+
+    Not through SendTestWebhook: that one delivers at once, and these tests want the rows
+    left for the dispatchers.
+    """
+    resolved = live.engine.registry.resolve_api_key(api_key)
+    assert resolved is not None
+    agency_id = resolved.identity.agency_id
+    queued = []
+    with live.engine.database.transaction() as tx:
+        for n in range(count):
+            event = webhook_pb2.WebhookEvent(type="webhook.test", agency_id=agency_id)
+            event.test.note = f"{prefix}{n}"
+            delivery_id = Outbox().add(tx, event)
+            queued.append(
+                webhook_pb2.Delivery(delivery_id=delivery_id, event_id=event.id, agency_id=agency_id)
+            )
+    return queued
 
 
 def statuses(live: LiveEngine) -> Counter[str]:
@@ -347,6 +358,27 @@ def test_a_hanging_dashboard_does_not_delay_another_dashboards_deliveries(
     slow.wait_for(8, timeout=DEADLINE)
     assert slow.count_by_id() == {d.event_id: 1 for d in slow_events}
     _eventually(lambda: statuses(live), lambda seen: seen == {SUCCEEDED: 18})
+
+
+def test_a_hanging_dashboards_backlog_does_not_starve_another_dashboard(
+    backend: str, start_engine: Callable[..., LiveEngine], receivers: Callable[[], WebhookReceiver]
+) -> None:
+    # A claim looks at 4 x 4 = 16 due rows at a time; the slow dashboard has 40, all older.
+    live = start_engine(
+        backend, webhook_concurrency=4, webhook_concurrency_per_dashboard=2, webhook_timeout_seconds=15.0
+    )
+    slow, fast = receivers(), receivers()
+    slow.respond(delay=12.0)
+    slow_key = register(live.channel, "slow", dashboard_url=slow.url).api_key
+    fast_key = register(live.channel, "fast", dashboard_url=fast.url).api_key
+
+    send_tests(live, slow_key, 40)
+    slow.wait_for(2)
+    fast_events = send_tests(live, fast_key, 10)
+    fast.wait_for(10, timeout=8.0)
+    assert fast.count_by_id() == {d.event_id: 1 for d in fast_events}
+    assert slow.completed == 0 and len(slow.requests) == 2
+    slow.release()
 
 
 def _eventually(probe: Callable[[], Any], done: Callable[[Any], bool], timeout: float = DEADLINE) -> Any:
