@@ -6,8 +6,6 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 
 from engine.store.database import Database
 
@@ -25,11 +23,3 @@ def alembic_config(database: Database) -> Config:
 def upgrade(database: Database, revision: str = "head") -> None:
     """Apply migrations up to `revision`."""
     command.upgrade(alembic_config(database), revision)
-
-
-def is_up_to_date(database: Database) -> bool:
-    """True when the database is at the newest revision."""
-    heads = set(ScriptDirectory.from_config(alembic_config(database)).get_heads())
-    with database.engine.connect() as connection:
-        current = set(MigrationContext.configure(connection).get_current_heads())
-    return current == heads

@@ -252,7 +252,7 @@ class ProviderIngress:
         return Recorded(Outcome.STORED, view)
 
     def _ack(self, tx: Session, binding: SessionBinding, event: MessageAck, now: datetime) -> Recorded:
-        message = _message_at(tx, binding.session_id, event.provider_message_id, lock=True)
+        message = _message_at(tx, binding.session_id, event.provider_message_id)
         if message is None:
             # Possibly our own send whose answer is not recorded yet: the send applies it then.
             defer_ack(tx, binding.session_id, event.provider_message_id, event.status, now)
@@ -265,12 +265,9 @@ def _insert_ignoring_conflicts(tx: Session, model: Any) -> Any:
     return dialect_insert(tx, model).on_conflict_do_nothing()
 
 
-def _message_at(
-    tx: Session, session_id: str, provider_message_id: str, *, lock: bool
-) -> StoredMessage | None:
+def _message_at(tx: Session, session_id: str, provider_message_id: str) -> StoredMessage | None:
+    """The session's message with this provider id, locked for a status change."""
     query = select(StoredMessage).where(
         StoredMessage.session_id == session_id, StoredMessage.provider_message_id == provider_message_id
     )
-    if lock:
-        query = query.with_for_update()
-    return tx.scalars(query).one_or_none()
+    return tx.scalars(query.with_for_update()).one_or_none()
