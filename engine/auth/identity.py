@@ -1,8 +1,7 @@
-"""Who is calling: the identity established by the interceptor for the current RPC."""
+"""Who is calling: the identity the access guard establishes for each RPC."""
 
 from __future__ import annotations
 
-import contextvars
 import enum
 from typing import NamedTuple
 
@@ -32,20 +31,3 @@ class Identity(NamedTuple):
 
 
 ANONYMOUS = Identity(CallerKind.ANONYMOUS)
-
-_current: contextvars.ContextVar[Identity] = contextvars.ContextVar("engine_identity", default=ANONYMOUS)
-
-
-def current_identity() -> Identity:
-    """The identity of the RPC being served on this thread."""
-    return _current.get()
-
-
-def bind_identity(identity: Identity) -> contextvars.Token[Identity]:
-    """Make `identity` current; pass the token to `unbind_identity` when the call ends."""
-    return _current.set(identity)
-
-
-def unbind_identity(token: contextvars.Token[Identity]) -> None:
-    """Restore the identity that was current before `bind_identity`."""
-    _current.reset(token)
