@@ -163,6 +163,7 @@ def build_engine(settings: Settings, *, serve_http: bool = True) -> Engine:
     admin = AdminService(
         database,
         registry,
+        sessions,
         deliveries,
         providers,
         lambda: (guard.counters.auth_failures, guard.counters.rate_limit_rejections),

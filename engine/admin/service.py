@@ -20,10 +20,10 @@ from engine.errors import NotFound, invalid
 from engine.pagination import encode_token, page_size, token_position
 from engine.registry.models import ApiKey, DashboardRegistration, DashboardStatusChange
 from engine.registry.service import DashboardView, RegistryService, registration_view
-from engine.sessions import lifecycle
 from engine.sessions.models import SessionBinding
 from engine.sessions.providers import Provider
-from engine.sessions.views import SessionView, session_view
+from engine.sessions.service import SessionService
+from engine.sessions.views import SessionView
 from engine.store.base import utcnow
 from engine.store.database import Database
 from engine.webhooks.deliveries import DELIVERY_STATUSES, DeliveryService, DeliveryView
@@ -104,6 +104,7 @@ class AdminService:
         self,
         database: Database,
         registry: RegistryService,
+        sessions: SessionService,
         deliveries: DeliveryService,
         providers: Mapping[str, Provider],
         guard_counters: Callable[[], tuple[int, int]],
@@ -111,6 +112,7 @@ class AdminService:
     ) -> None:
         self._db = database
         self._registry = registry
+        self._sessions = sessions
         self._deliveries = deliveries
         self._providers = providers
         #: (auth failures, rate-limit rejections) since start.
@@ -222,28 +224,13 @@ class AdminService:
         page_token: str,
     ) -> tuple[list[SessionView], str]:
         """Live sessions of every agency (or one), newest first, filtered."""
-        if status and status not in lifecycle.SESSION_STATUSES:
-            raise invalid("status", "is not a session status")
-        limit = page_size(requested_page_size)
-        statement = select(SessionBinding).where(SessionBinding.deleted_at.is_(None))
-        for column, value in (
-            (SessionBinding.agency_id, agency_id),
-            (SessionBinding.tenant_id, tenant_id),
-            (SessionBinding.status, status),
-            (SessionBinding.provider, provider),
-        ):
-            if value:
-                statement = statement.where(column == value)
-        position = token_position(page_token, "before")
-        if position is not None:
-            statement = statement.where(SessionBinding.session_id < position)
-        statement = statement.order_by(SessionBinding.session_id.desc()).limit(limit + 1)
-        with self._db.reader() as tx:
-            if agency_id and tx.get(DashboardRegistration, agency_id) is None:
-                raise NotFound(f"agency {agency_id!r} is not registered")
-            rows = list(tx.scalars(statement))
-        next_token = encode_token({"before": rows[limit - 1].session_id}) if len(rows) > limit else ""
-        return [session_view(row) for row in rows[:limit]], next_token
+        if agency_id:
+            with self._db.reader() as tx:
+                if tx.get(DashboardRegistration, agency_id) is None:
+                    raise NotFound(f"agency {agency_id!r} is not registered")
+        return self._sessions.list_sessions(
+            agency_id or None, tenant_id, status, requested_page_size, page_token, provider
+        )
 
     def list_dashboard_sessions(
         self, agency_id: str, tenant_id: str, status: str, requested_page_size: int, page_token: str

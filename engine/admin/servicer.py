@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import UTC
 from typing import Any
 
 from engine.admin.service import AdminService, DashboardDetail, DashboardSummary
-from engine.errors import invalid
 from engine.registry.servicer import RegistryServicer
-from engine.rpc.convert import dashboard_status, enum_suffix, timestamp
+from engine.rpc.convert import (
+    dashboard_status,
+    dashboard_status_name,
+    enum_suffix,
+    optional_datetime,
+    timestamp,
+)
 from engine.sessions.protos import SESSION_STATUS_PREFIX, session_message
 from engine.webhooks.servicer import DELIVERY_STATUS_PREFIX, delivery_message
 from workflow_engine.v1 import admin_pb2, admin_pb2_grpc, common_pb2, webhook_pb2
-
-_DASHBOARD_STATUS_NAMES: dict[int, str] = {
-    common_pb2.DASHBOARD_STATUS_ACTIVE: "active",
-    common_pb2.DASHBOARD_STATUS_SUSPENDED: "suspended",
-    common_pb2.DASHBOARD_STATUS_WEBHOOKS_DISABLED: "webhooks_disabled",
-}
 
 
 class AdminServicer(admin_pb2_grpc.AdminServiceServicer):  # type: ignore[misc]
@@ -32,7 +30,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):  # type: ignore[misc]
         self, request: admin_pb2.ListDashboardsRequest, context: Any
     ) -> admin_pb2.ListDashboardsResponse:
         summaries, next_token = self._service.list_dashboards(
-            _dashboard_status(request.status),
+            dashboard_status_name(request.status),
             request.query,
             request.page_size,
             request.page_token,
@@ -112,7 +110,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):  # type: ignore[misc]
     def RecoverFailedDeliveries(
         self, request: admin_pb2.RecoverFailedDeliveriesRequest, context: Any
     ) -> admin_pb2.RecoverFailedDeliveriesResponse:
-        since = request.since.ToDatetime(tzinfo=UTC) if request.HasField("since") else None
+        since = optional_datetime(request, "since")
         return admin_pb2.RecoverFailedDeliveriesResponse(
             recovered=self._service.recover_failed(request.agency_id, since)
         )
@@ -188,12 +186,6 @@ def summary_message(summary: DashboardSummary) -> admin_pb2.DashboardSummary:
         ),
         last_successful_delivery_time=timestamp(summary.last_success),
     )
-
-
-def _dashboard_status(status: int) -> str:
-    if status and status not in _DASHBOARD_STATUS_NAMES:
-        raise invalid("status", f"{status} is not a valid value")
-    return _DASHBOARD_STATUS_NAMES.get(status, "")
 
 
 def _session_status(status: int) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from engine.errors import invalid
@@ -27,6 +28,24 @@ def timestamp(value: datetime | None) -> Timestamp | None:
     # Exact integer arithmetic; Timestamp.FromDatetime goes through time tuples and is several times slower.
     delta = value - _EPOCH
     return Timestamp(seconds=delta.days * 86400 + delta.seconds, nanos=delta.microseconds * 1000)
+
+
+_DASHBOARD_STATUS_NAMES: dict[int, str] = {number: name for name, number in DASHBOARD_STATUS_TO_PROTO.items()}
+
+
+def dashboard_status_name(value: int) -> str:
+    """The stored status of a DashboardStatus filter (0 → ""); INVALID_ARGUMENT if undefined."""
+    if value and value not in _DASHBOARD_STATUS_NAMES:
+        raise invalid("status", f"{value} is not a valid value")
+    return _DASHBOARD_STATUS_NAMES.get(value, "")
+
+
+def optional_datetime(message: Message, field: str) -> datetime | None:
+    """The aware UTC datetime of an optional Timestamp field; None when it is not set."""
+    if not message.HasField(field):
+        return None
+    value: Timestamp = getattr(message, field)
+    return value.ToDatetime(tzinfo=UTC)
 
 
 def dashboard_status(value: str) -> common_pb2.DashboardStatus:

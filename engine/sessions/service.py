@@ -130,7 +130,7 @@ class SessionService:
             tx.flush()
             view = session_view(binding)
         try:
-            self._providers[provider_name].create(_at_provider(binding))
+            self._providers[provider_name].create(_provider_session(binding))
         except ProviderError as error:
             # Nothing half-made: the session exists at both ends or at neither.
             with self._db.transaction() as tx:
@@ -144,19 +144,28 @@ class SessionService:
             return session_view(find_session(tx, agency_id, tenant_id, session_id))
 
     def list_sessions(
-        self, agency_id: str, tenant_id: str, status: str, requested_page_size: int, page_token: str
+        self,
+        agency_id: str | None,
+        tenant_id: str,
+        status: str,
+        requested_page_size: int,
+        page_token: str,
+        provider: str = "",
     ) -> tuple[list[SessionView], str]:
-        """The agency's live sessions, newest first, optionally of one tenant and status."""
+        """Live sessions of `agency_id` (None: of every agency, for the admins), newest first,
+        optionally of one tenant, status and provider."""
         if status and status not in lifecycle.SESSION_STATUSES:
             raise invalid("status", "is not a session status")
         limit = page_size(requested_page_size)
-        query = select(SessionBinding).where(
-            SessionBinding.agency_id == agency_id, SessionBinding.deleted_at.is_(None)
-        )
-        if tenant_id:
-            query = query.where(SessionBinding.tenant_id == tenant_id)
-        if status:
-            query = query.where(SessionBinding.status == status)
+        query = select(SessionBinding).where(SessionBinding.deleted_at.is_(None))
+        for column, value in (
+            (SessionBinding.agency_id, agency_id),
+            (SessionBinding.tenant_id, tenant_id),
+            (SessionBinding.status, status),
+            (SessionBinding.provider, provider),
+        ):
+            if value is not None and value != "":
+                query = query.where(column == value)
         position = token_position(page_token, "before")
         if position is not None:
             query = query.where(SessionBinding.session_id < position)
@@ -187,7 +196,9 @@ class SessionService:
             view = session_view(binding)
         # The provider is called after STARTING is committed: what it reports must land after it.
         try:
-            self._providers[binding.provider].start(_at_provider(binding), paired=bool(binding.account_id))
+            self._providers[binding.provider].start(
+                _provider_session(binding), paired=bool(binding.account_id)
+            )
         except ProviderError as error:
             with self._db.transaction() as tx:
                 failed = find_session(tx, agency_id, tenant_id, session_id, for_update=True)
@@ -251,7 +262,7 @@ class SessionService:
             tx.add(message)
         # The message is stored before the provider sees it, so a crash never loses a sent message.
         try:
-            sent = self._providers[binding.provider].send_text(_at_provider(binding), chat_id, text)
+            sent = self._providers[binding.provider].send_text(_provider_session(binding), chat_id, text)
         except ProviderError as error:
             self._update_message(message.message_id, status=lifecycle.MESSAGE_FAILED)
             raise _unavailable(binding.provider, error) from None
@@ -275,7 +286,7 @@ class SessionService:
                 f"only sandbox sessions can simulate messages; this one uses {provider.name}"
             )
         lifecycle.require_status("receive messages on", binding.status, lifecycle.WORKING)
-        provider_message_id = provider.simulate_inbound(_at_provider(binding), chat_id, text)
+        provider_message_id = provider.simulate_inbound(_provider_session(binding), chat_id, text)
         with self._db.reader() as tx:
             stored = tx.scalars(
                 select(StoredMessage).where(
@@ -345,7 +356,7 @@ class SessionService:
     def _at_provider(self, binding: SessionBinding, action: str) -> Any:
         """Call `action` of the session's provider; UNAVAILABLE if the provider fails."""
         try:
-            return getattr(self._providers[binding.provider], action)(_at_provider(binding))
+            return getattr(self._providers[binding.provider], action)(_provider_session(binding))
         except ProviderError as error:
             raise _unavailable(binding.provider, error) from None
 
@@ -391,7 +402,7 @@ class SessionService:
             return message_view(message)
 
 
-def _at_provider(binding: SessionBinding) -> ProviderSession:
+def _provider_session(binding: SessionBinding) -> ProviderSession:
     return ProviderSession(
         session_id=binding.session_id,
         provider_session=binding.provider_session,

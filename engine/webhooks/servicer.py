@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC
 from typing import Any
 
 from google.protobuf import json_format
 
 from engine.gateway.app import HTTP_CODE_KEY
-from engine.rpc.convert import enum_suffix, timestamp
+from engine.rpc.convert import enum_suffix, optional_datetime, timestamp
 from engine.webhooks.deliveries import DeliveryService, DeliveryView
 from engine.webhooks.ingress import ProviderIngress
 from engine.webhooks.signing import EngineSigner
@@ -48,7 +47,7 @@ class WebhookServicer(webhook_pb2_grpc.WebhookServiceServicer):  # type: ignore[
         self, request: webhook_pb2.ListDeliveriesRequest, context: Any
     ) -> webhook_pb2.ListDeliveriesResponse:
         status = enum_suffix(webhook_pb2.DeliveryStatus, request.status, DELIVERY_STATUS_PREFIX, "status")
-        since = request.since.ToDatetime(tzinfo=UTC) if request.HasField("since") else None
+        since = optional_datetime(request, "since")
         views, next_token = self._deliveries.list_deliveries(
             request.agency_id, status, request.event_type, request.page_size, request.page_token, since
         )
@@ -71,7 +70,7 @@ class WebhookServicer(webhook_pb2_grpc.WebhookServiceServicer):  # type: ignore[
     def RedeliverFailedWebhooks(
         self, request: webhook_pb2.RedeliverFailedWebhooksRequest, context: Any
     ) -> webhook_pb2.RedeliverFailedWebhooksResponse:
-        since = request.since.ToDatetime(tzinfo=UTC) if request.HasField("since") else None
+        since = optional_datetime(request, "since")
         return webhook_pb2.RedeliverFailedWebhooksResponse(
             redelivered=self._deliveries.recover_failed(request.agency_id, since)
         )

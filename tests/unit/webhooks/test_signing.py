@@ -271,6 +271,7 @@ INTERNAL_URLS = [
     # Other spellings of 127.0.0.1 that resolvers accept.
     "http://2130706433/hooks",
     "http://0177.0.0.1/hooks",
+    "http://0x7f.0.0.1/hooks",
 ]
 
 
