@@ -32,6 +32,7 @@ import grpc
 
 from engine.app import Engine, build_engine
 from engine.config import SecretStr, Settings
+from engine.gateway.process import GatewayProcess
 from engine.logs import configure_logging
 from workflow_engine.v1 import registry_pb2
 
@@ -158,6 +159,12 @@ def bench_settings(workdir: Path) -> Settings:
         log_level="INFO",
         grpc_workers=int(_env_number("ENGINE_GRPC_WORKERS", Settings.grpc_workers)),
     )
+
+
+def engine_cpu_seconds(engine: Engine) -> float:
+    """CPU time the engine has used so far: this process, and its REST gateway's if that has its own."""
+    gateway = engine.http
+    return time.process_time() + (gateway.cpu_seconds() if isinstance(gateway, GatewayProcess) else 0.0)
 
 
 @contextlib.contextmanager

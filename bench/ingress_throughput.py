@@ -51,7 +51,7 @@ import grpc
 import uvicorn
 from sqlalchemy import func, select
 
-from bench.grpc_overhead import LoadResult, bench_settings, production_logging_to
+from bench.grpc_overhead import LoadResult, bench_settings, engine_cpu_seconds, production_logging_to
 from bench.rest_overhead import env_number, read_response
 from engine.app import Engine, build_engine
 from engine.config import SecretStr, Settings
@@ -305,7 +305,7 @@ def stub_waha() -> Iterator[str]:
 @contextlib.contextmanager
 def ingress_engine(settings: Settings) -> Iterator[tuple[Engine, str]]:
     """The engine with its gateway, one dashboard and one WAHA session paired through the ingress."""
-    engine: Engine = build_engine(settings, serve_http=True)
+    engine: Engine = build_engine(settings, serve_http=True, gateway_process=True)
     # The dashboard's webhooks go to the stub (delivered only when the dispatcher runs).
     engine.registry.register(
         AGENCY_ID, "Benchmark dashboard", settings.waha_url + DASHBOARD_PATH, secrets.token_urlsafe(32)
@@ -355,10 +355,10 @@ def stored_messages(engine: Engine, session: str) -> int:
         )
 
 
-def _measure(pool: futures.Executor, spec: IngressLoadSpec) -> Sample:
-    cpu_before = time.process_time()
+def _measure(engine: Engine, pool: futures.Executor, spec: IngressLoadSpec) -> Sample:
+    cpu_before = engine_cpu_seconds(engine)
     result, stored, client_cpu = pool.submit(run_client, spec).result()
-    result.server_cpu_seconds = time.process_time() - cpu_before
+    result.server_cpu_seconds = engine_cpu_seconds(engine) - cpu_before
     return Sample(result, stored, client_cpu)
 
 
@@ -386,14 +386,14 @@ def run_database(
         if not concurrency:
             for in_flight in options["sweep"]:
                 sample = _measure(
-                    pool, spec(True, in_flight, options["sweep_warmup"], options["sweep_seconds"])
+                    engine, pool, spec(True, in_flight, options["sweep_warmup"], options["sweep_seconds"])
                 )
                 sweep.append((in_flight, sample))
             concurrency = max(sweep, key=lambda item: item[1].load.throughput)[0]
         rounds = []
         for _ in range(options["rounds"]):
-            ceiling = _measure(pool, spec(False, concurrency, options["warmup"], options["seconds"]))
-            ingress = _measure(pool, spec(True, concurrency, options["warmup"], options["seconds"]))
+            ceiling = _measure(engine, pool, spec(False, concurrency, options["warmup"], options["seconds"]))
+            ingress = _measure(engine, pool, spec(True, concurrency, options["warmup"], options["seconds"]))
             rounds.append(Round(ceiling, ingress))
         in_process, stored_in_process = pipeline_alone(engine, session, options["in_process_seconds"])
         answered = sum(s.stored for _, s in sweep) + sum(r.ingress.stored for r in rounds) + stored_in_process

@@ -48,6 +48,7 @@ from bench.grpc_overhead import (
     LoadSpec,
     Metadata,
     bench_settings,
+    engine_cpu_seconds,
     production_logging_to,
     run_load,
 )
@@ -213,7 +214,7 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]
 @contextlib.contextmanager
 def gateway_engine(settings: Settings) -> Iterator[tuple[Engine, str]]:
     """The real engine with its REST gateway and one registered dashboard; yields it and the key."""
-    engine: Engine = build_engine(settings, serve_http=True)
+    engine: Engine = build_engine(settings, serve_http=True, gateway_process=True)
     registration = engine.registry.register(
         AGENCY_ID, "Benchmark dashboard", "https://dashboard.example.com/webhook", secrets.token_urlsafe(32)
     )
@@ -261,10 +262,10 @@ def env_number(name: str, default: float) -> float:
     return float(raw) if raw else default
 
 
-def _measure(pool: futures.Executor, spec: LoadSpec | HttpLoadSpec) -> Sample:
-    cpu_before = time.process_time()
+def _measure(engine: Engine, pool: futures.Executor, spec: LoadSpec | HttpLoadSpec) -> Sample:
+    cpu_before = engine_cpu_seconds(engine)
     result, client_cpu = pool.submit(run_client, spec).result()
-    result.server_cpu_seconds = time.process_time() - cpu_before
+    result.server_cpu_seconds = engine_cpu_seconds(engine) - cpu_before
     return Sample(result, client_cpu)
 
 
@@ -307,10 +308,10 @@ def main() -> int:
 
             # Alternating rounds: a noisy neighbour slows both transports of a round alike.
             for _ in range(rounds):
-                grpc_loaded = _measure(pool, grpc_spec(concurrency, seconds))
-                rest_loaded = _measure(pool, rest_spec(concurrency, seconds))
-                grpc_unloaded = _measure(pool, grpc_spec(latency_concurrency, latency_seconds))
-                rest_unloaded = _measure(pool, rest_spec(latency_concurrency, latency_seconds))
+                grpc_loaded = _measure(engine, pool, grpc_spec(concurrency, seconds))
+                rest_loaded = _measure(engine, pool, rest_spec(concurrency, seconds))
+                grpc_unloaded = _measure(engine, pool, grpc_spec(latency_concurrency, latency_seconds))
+                rest_unloaded = _measure(engine, pool, rest_spec(latency_concurrency, latency_seconds))
                 results.append(Round(grpc_loaded, rest_loaded, grpc_unloaded, rest_unloaded))
         access_lines = log_path.read_text(encoding="utf-8").count('"message": "rpc"')
 

@@ -7,6 +7,7 @@ import functools
 import json
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -20,6 +21,7 @@ from engine.config import Settings
 from engine.crypto import SecretCipher
 from engine.gateway.app import Gateway, OpsEndpoints
 from engine.gateway.openapi import build_openapi
+from engine.gateway.process import GatewayProcess
 from engine.gateway.routes import routes_of
 from engine.gateway.server import GatewayServer, bind
 from engine.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -61,7 +63,7 @@ class Engine:
     metrics: EngineMetrics
     grpc: GrpcServer
     dispatcher: Dispatcher | None = None
-    http: GatewayServer | None = None
+    http: GatewayServer | GatewayProcess | None = None
     #: How often gRPC health is brought in line with the database's reachability.
     health_check_seconds: float = 5.0
     _stopping: threading.Event = field(default_factory=threading.Event)
@@ -124,8 +126,12 @@ class Engine:
         log.info("engine stopped")
 
 
-def build_engine(settings: Settings, *, serve_http: bool = True) -> Engine:
-    """Create (but do not start) an engine from `settings`; migrates first when configured to."""
+def build_engine(settings: Settings, *, serve_http: bool = True, gateway_process: bool = False) -> Engine:
+    """Create (but do not start) an engine from `settings`; migrates first when configured to.
+
+    With `gateway_process` the REST gateway runs as a child process (`engine gateway`), else on
+    a thread of this process.
+    """
     settings.require_serving_secrets()
     database = Database(settings.database_url)
     if settings.auto_migrate:
@@ -158,7 +164,7 @@ def build_engine(settings: Settings, *, serve_http: bool = True) -> Engine:
         failed_auth_limiter=RateLimiter(settings.rate_limit_rps, settings.rate_limit_burst),
         verify_provider=ingress.verify_request,
     )
-    metrics.watch_guard(lambda: (guard.counters.auth_failures, guard.counters.rate_limit_rejections))
+    guard.counters.listener = metrics
     registry_servicer = RegistryServicer(registry, settings.rate_limit_rps, settings.rate_limit_burst)
     admin = AdminService(
         database,
@@ -195,24 +201,47 @@ def build_engine(settings: Settings, *, serve_http: bool = True) -> Engine:
         dispatcher,
     )
     if http_socket is not None:
-        ops = OpsEndpoints(
-            ready=lambda: _database_ready(database),
-            metrics=lambda: (metrics.render(), METRICS_CONTENT_TYPE),
-            openapi_json=openapi_document(),
-        )
         upstream = f"{loopback_host(settings.grpc_addr)}:{server.port}"
-        gateway = Gateway(
-            upstream,
-            routes_of(SERVICES),
-            ops,
-            gateway_token=gateway_token,
-            max_body_bytes=settings.http_max_body_bytes,
-            observe=metrics.observe_http,
-            forward_headers=ingress.signature_headers(),
-            static=admin_assets(),
-        )
-        engine.http = GatewayServer(gateway, http_socket)
+        if gateway_process:
+            engine.http = GatewayProcess(http_socket, upstream, gateway_environment(settings))
+        else:
+            ops = OpsEndpoints(
+                ready=lambda: _database_ready(database),
+                metrics=lambda: (metrics.render(), METRICS_CONTENT_TYPE),
+                openapi_json=openapi_document(),
+            )
+            gateway = rest_gateway(settings, upstream, ops, observe=metrics.observe_http)
+            engine.http = GatewayServer(gateway, http_socket)
     return engine
+
+
+def rest_gateway(
+    settings: Settings,
+    upstream: str,
+    ops: OpsEndpoints,
+    observe: Callable[[str, int, float], None] | None = None,
+) -> Gateway:
+    """The REST gateway in front of the engine's gRPC server at `upstream`."""
+    return Gateway(
+        upstream,
+        routes_of(SERVICES),
+        ops,
+        gateway_token=derive_gateway_token(settings.secret_key.get()) if settings.secret_key else "",
+        max_body_bytes=settings.http_max_body_bytes,
+        observe=observe,
+        # The providers sign their webhooks in these headers; the ingress checks them.
+        forward_headers=SandboxProvider.signature_headers | WahaProvider.signature_headers,
+        static=admin_assets(),
+    )
+
+
+def gateway_environment(settings: Settings) -> dict[str, str]:
+    """What a gateway process needs of `settings`, as the environment variables it reads."""
+    return {
+        "ENGINE_SECRET_KEY": settings.secret_key.get(),
+        "ENGINE_HTTP_MAX_BODY_BYTES": str(settings.http_max_body_bytes),
+        "ENGINE_LOG_LEVEL": settings.log_level,
+    }
 
 
 def engine_signer(settings: Settings) -> EngineSigner:

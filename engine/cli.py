@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import logging
 import os
 import secrets
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from types import FrameType
@@ -17,6 +20,9 @@ from engine.config import ConfigError, Settings
 from engine.logs import configure_logging, shutdown_logging
 
 log = logging.getLogger("engine")
+
+#: Read by prometheus-client when first imported (engine.metrics.MULTIPROCESS_DIR_VARIABLE).
+METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
         "gateway", help="run only the REST gateway, in front of a running gRPC server"
     )
     gateway.add_argument("--upstream", required=True, metavar="HOST:PORT", help="the engine's gRPC address")
+    # How `engine serve` runs its gateway child: on the socket it bound, dying with it.
+    gateway.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)
+    gateway.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
     dev = commands.add_parser("dev-credentials", help="create a git-ignored file of random dev credentials")
     dev.add_argument("path", type=Path)
     args = parser.parse_args(argv)
@@ -42,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "migrate":
             return migrate_database(settings)
         if args.command == "gateway":
-            return serve_gateway(settings, args.upstream)
+            return serve_gateway(settings, args.upstream, args.listen_fd, args.parent_pid)
         if args.command == "worker":
             return run_worker(settings)
         return write_dev_credentials(args.path)
@@ -53,9 +62,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def serve(settings: Settings) -> int:
     """Run until SIGTERM or SIGINT, then shut down gracefully."""
+    if settings.gateway_process:
+        share_metrics_with_children()
     from engine.app import build_engine
 
-    engine = build_engine(settings)
+    engine = build_engine(settings, gateway_process=settings.gateway_process)
     engine.start()
     print(f"engine: gRPC listening on {settings.grpc_addr.rpartition(':')[0]}:{engine.grpc_port}", flush=True)
     print(
@@ -91,17 +102,41 @@ def run_worker(settings: Settings) -> int:
     return 0
 
 
-def serve_gateway(settings: Settings, upstream: str) -> int:
-    """Run the REST gateway alone, forwarding to the gRPC server at `upstream`."""
-    from engine.admin.ui import admin_assets
-    from engine.app import openapi_document
-    from engine.auth.credentials import derive_gateway_token
-    from engine.gateway.app import Gateway, OpsEndpoints
-    from engine.gateway.routes import routes_of
+def share_metrics_with_children() -> None:
+    """Put prometheus-client in multiprocess mode, with a fresh directory for this run.
+
+    Must run before prometheus-client is first imported; the child processes inherit it. A
+    directory given in PROMETHEUS_MULTIPROC_DIR is emptied of a previous run's files (as the
+    library requires); otherwise a temporary one is made and removed at exit.
+    """
+    if "prometheus_client" in sys.modules:
+        raise RuntimeError("prometheus_client was imported before its multiprocess mode was set")
+    given = os.environ.get(METRICS_DIR_VARIABLE)
+    if given:
+        directory = Path(given)
+        directory.mkdir(parents=True, exist_ok=True)
+        for stale in directory.glob("*.db"):
+            stale.unlink()
+    else:
+        directory = Path(tempfile.mkdtemp(prefix="engine-metrics-"))
+        atexit.register(shutil.rmtree, directory, ignore_errors=True)
+        os.environ[METRICS_DIR_VARIABLE] = str(directory)
+
+
+def serve_gateway(
+    settings: Settings, upstream: str, listen_fd: int | None = None, parent_pid: int | None = None
+) -> int:
+    """Run the REST gateway alone, forwarding to the gRPC server at `upstream`.
+
+    Under `engine serve` it serves the socket `listen_fd` its parent bound and ends with it.
+    """
+    import socket
+
+    from engine.app import openapi_document, rest_gateway
+    from engine.gateway.app import OpsEndpoints
+    from engine.gateway.process import die_with_parent
     from engine.gateway.server import GatewayServer
-    from engine.rpc.server import SERVICES
-    from engine.sessions.providers.sandbox import SandboxProvider
-    from engine.sessions.providers.waha import WahaProvider
+    from engine.metrics import CONTENT_TYPE, EngineMetrics
 
     async def upstream_serving() -> bool:
         import grpc
@@ -116,22 +151,22 @@ def serve_gateway(settings: Settings, upstream: str) -> int:
                 return False
         return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
 
-    token = derive_gateway_token(settings.secret_key.get()) if settings.secret_key else ""
-    ops = OpsEndpoints(ready=upstream_serving, metrics=None, openapi_json=openapi_document())
-    gateway = Gateway(
-        upstream,
-        routes_of(SERVICES),
-        ops,
-        gateway_token=token,
-        max_body_bytes=settings.http_max_body_bytes,
-        forward_headers=SandboxProvider.signature_headers | WahaProvider.signature_headers,
-        static=admin_assets(),
+    if parent_pid is not None:
+        die_with_parent(parent_pid)
+    # /metrics only where the engine's own metrics are in reach: a directory shared with it.
+    metrics = EngineMetrics() if os.environ.get(METRICS_DIR_VARIABLE) else None
+    ops = OpsEndpoints(
+        ready=upstream_serving,
+        metrics=(lambda: (metrics.render(), CONTENT_TYPE)) if metrics else None,
+        openapi_json=openapi_document(),
     )
-    server = GatewayServer(gateway, settings.http_addr)
+    gateway = rest_gateway(settings, upstream, ops, observe=metrics.observe_http if metrics else None)
+    address = socket.socket(fileno=listen_fd) if listen_fd is not None else settings.http_addr
+    server = GatewayServer(gateway, address)
     server.start()
-    print(
-        f"engine: REST gateway on http://{settings.http_addr.rpartition(':')[0]}:{server.port} -> {upstream}"
-    )
+    if listen_fd is None:
+        host = settings.http_addr.rpartition(":")[0]
+        print(f"engine: REST gateway on http://{host}:{server.port} -> {upstream}", flush=True)
     _wait_for_signal()
     server.stop()
     shutdown_logging()

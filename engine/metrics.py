@@ -1,33 +1,21 @@
-"""Prometheus metrics of the engine, in a registry of its own (served at /metrics)."""
+"""Prometheus metrics of the engine, in a registry of its own (served at /metrics).
+
+Under `engine serve` the gRPC server and the REST gateway are two processes: both then write
+their values to files in PROMETHEUS_MULTIPROC_DIR (prometheus-client's multiprocess mode, set
+before the library is imported) and /metrics adds the files of every process up.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import os
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, Metric
-from prometheus_client.registry import Collector
+from prometheus_client.multiprocess import MultiProcessCollector
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 # Latency buckets in seconds: sub-millisecond resolution where the engine spends its time.
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
-
-
-class _GuardCountersCollector(Collector):
-    """Exports the access guard's own counters, so nothing is counted twice."""
-
-    def __init__(self, read: Callable[[], tuple[int, int]]) -> None:
-        self._read = read
-
-    def collect(self) -> Iterable[Metric]:
-        auth_failures, rejections = self._read()
-        yield CounterMetricFamily(
-            "engine_auth_failures", "Calls refused for missing or invalid credentials", value=auth_failures
-        )
-        yield CounterMetricFamily(
-            "engine_rate_limit_rejections", "Calls refused by a rate limit", value=rejections
-        )
 
 
 class EngineMetrics:
@@ -67,6 +55,12 @@ class EngineMetrics:
             ("provider", "outcome"),
             registry=self.registry,
         )
+        self._auth_failures = Counter(
+            "engine_auth_failures", "Calls refused for missing or invalid credentials", registry=self.registry
+        )
+        self._rate_limit_rejections = Counter(
+            "engine_rate_limit_rejections", "Calls refused by a rate limit", registry=self.registry
+        )
         # labels() is comparatively slow; the children per label set never change.
         self._children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
 
@@ -97,10 +91,23 @@ class EngineMetrics:
         """Count one provider event by what recording it did."""
         self._provider_events.labels(provider, outcome).inc()
 
-    def watch_guard(self, read: Callable[[], tuple[int, int]]) -> None:
-        """Export (auth failures, rate-limit rejections) as read from the guard at scrape time."""
-        self.registry.register(_GuardCountersCollector(read))
+    def count_auth_failure(self) -> None:
+        """Count one call refused for missing or invalid credentials."""
+        self._auth_failures.inc()
+
+    def count_rejection(self) -> None:
+        """Count one call refused by a rate limit."""
+        self._rate_limit_rejections.inc()
 
     def render(self) -> bytes:
-        """The Prometheus text exposition of every metric."""
-        return bytes(generate_latest(self.registry))
+        """The Prometheus text exposition of every metric (of every process, in multiprocess mode)."""
+        directory = os.environ.get(MULTIPROCESS_DIR_VARIABLE)
+        if not directory:
+            return bytes(generate_latest(self.registry))
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, directory)  # type: ignore[no-untyped-call]
+        return bytes(generate_latest(registry))
+
+
+#: Where processes sharing metrics keep their files (prometheus-client reads it at import).
+MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"

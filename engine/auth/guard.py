@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from google.protobuf.message import Message
 
@@ -61,19 +61,34 @@ ProviderVerifier = Callable[[Message, CallCredentials], bool]
 
 @dataclass
 class GuardCounters:
-    """Counters read by the admin health report."""
+    """Counters read by the admin health report, and passed on to `listener` (the metrics)."""
 
     auth_failures: int = 0
     rate_limit_rejections: int = 0
+    listener: GuardListener | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def count_auth_failure(self) -> None:
         with self._lock:
             self.auth_failures += 1
+        if self.listener is not None:
+            self.listener.count_auth_failure()
 
     def count_rejection(self) -> None:
         with self._lock:
             self.rate_limit_rejections += 1
+        if self.listener is not None:
+            self.listener.count_rejection()
+
+
+class GuardListener(Protocol):
+    """Told of every refused call (the Prometheus counters)."""
+
+    def count_auth_failure(self) -> None:
+        """One call refused for missing or invalid credentials."""
+
+    def count_rejection(self) -> None:
+        """One call refused by a rate limit."""
 
 
 class AccessGuard:
