@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 DEV_ENV := var/dev.env
 GOOGLEAPIS = $(shell $(BIN)/python -c 'import google.api, pathlib; print(pathlib.Path(google.api.__path__[0]))')
 
-.PHONY: help setup run migrate test test-fast lint fmt gen openapi check-gen lint-proto breaking fuzz bench clean node-test
+.PHONY: help setup run migrate test test-fast lint fmt gen openapi check-gen lint-proto breaking fuzz bench bench-core clean node-test
 
 help: ## List the commands
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -87,6 +87,10 @@ bench: $(STAMP) ## Benchmarks: engine vs. bare grpcio, REST vs. gRPC, provider i
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.ingress_throughput
 	$(BIN)/python -m bench.delivery_throughput
+
+bench-core: $(STAMP) ## Diagnostics: the ingress and the dispatcher alone, in process (no HTTP, no gRPC)
+	$(BIN)/python -m bench.ingress_core
+	$(BIN)/python -m bench.dispatch_core
 
 clean: ## Remove generated build output (not .venv)
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache clients/node/dist

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -55,6 +55,13 @@ _REGISTRATION_COLUMNS = DashboardRegistration.__table__.c
 _SELECT_REGISTRATION = select(
     *(column for column in _REGISTRATION_COLUMNS if not column.name.endswith("secret_ciphertext"))
 ).where(_REGISTRATION_COLUMNS.agency_id == bindparam("agency_id"))
+_SELECT_TARGET = select(
+    _REGISTRATION_COLUMNS.dashboard_url,
+    _REGISTRATION_COLUMNS.status,
+    _REGISTRATION_COLUMNS.webhook_secret_ciphertext,
+    _REGISTRATION_COLUMNS.previous_webhook_secret_ciphertext,
+    _REGISTRATION_COLUMNS.previous_webhook_secret_expires_at,
+).where(_REGISTRATION_COLUMNS.agency_id == bindparam("agency_id"))
 
 
 @dataclass(frozen=True)
@@ -71,6 +78,26 @@ class DashboardView:
     updated_at: datetime
     rate_limit_rps: float | None
     rate_limit_burst: int | None
+
+
+@dataclass(frozen=True)
+class _StoredTarget:
+    """A dashboard's delivery target as stored, decrypted: signed with the previous secret too until
+    that one's overlap ends."""
+
+    current: DeliveryTarget
+    overlapping: DeliveryTarget | None = None
+    previous_expires_at: datetime | None = None
+
+    def at(self, now: datetime) -> DeliveryTarget:
+        """The target as it applies at `now`."""
+        if (
+            self.overlapping is not None
+            and self.previous_expires_at is not None
+            and now < self.previous_expires_at
+        ):
+            return self.overlapping
+        return self.current
 
 
 @dataclass(frozen=True)
@@ -124,6 +151,7 @@ class RegistryService:
         self._allow_private_urls = allow_private_webhook_urls
         self._registrations: TtlCache[str, DashboardView | None] = TtlCache(CACHE_SECONDS)
         self._keys: TtlCache[str, KeyRecord | None] = TtlCache(CACHE_SECONDS)
+        self._targets: TtlCache[str, _StoredTarget | None] = TtlCache(CACHE_SECONDS)
 
     # -- registration and configuration -------------------------------------------------
 
@@ -275,18 +303,26 @@ class RegistryService:
         return view
 
     def delivery_target(self, agency_id: str) -> DeliveryTarget | None:
-        """Where `agency_id`'s webhooks go and the secrets to sign them with (None if not registered)."""
-        with self._db.reader() as session:
-            registration = session.get(DashboardRegistration, agency_id)
-            if registration is None:
-                return None
-            secrets = [self._cipher.open(registration.webhook_secret_ciphertext)]
-            expires = registration.previous_webhook_secret_expires_at
-            if registration.previous_webhook_secret_ciphertext and expires and expires > self._clock():
-                secrets.append(self._cipher.open(registration.previous_webhook_secret_ciphertext))
-            return DeliveryTarget(
-                registration.dashboard_url, tuple(secrets), active=registration.status == STATUS_ACTIVE
-            )
+        """Where `agency_id`'s webhooks go and the secrets to sign them with (None if not registered).
+
+        Read for every delivery, so cached like registrations: writes through this service
+        forget it at once, and a previous secret is dropped when its overlap ends.
+        """
+        stored = self._targets.get(agency_id, self._load_target)
+        return None if stored is None else stored.at(self._clock())
+
+    def _load_target(self, agency_id: str) -> _StoredTarget | None:
+        with self._db.engine.connect() as connection:
+            row = connection.execute(_SELECT_TARGET, {"agency_id": agency_id}).one_or_none()
+        if row is None:
+            return None
+        secret = self._cipher.open(row.webhook_secret_ciphertext)
+        current = DeliveryTarget(row.dashboard_url, (secret,), active=row.status == STATUS_ACTIVE)
+        expires = row.previous_webhook_secret_expires_at
+        if not row.previous_webhook_secret_ciphertext or expires is None:
+            return _StoredTarget(current)
+        previous = self._cipher.open(row.previous_webhook_secret_ciphertext)
+        return _StoredTarget(current, replace(current, secrets=(secret, previous)), expires)
 
     # -- API keys ------------------------------------------------------------------------
 
@@ -325,11 +361,13 @@ class RegistryService:
     def forget(self, agency_id: str) -> None:
         """Drop what is cached about `agency_id` after a write (keys embed its status and limits)."""
         self._registrations.discard(agency_id)
+        self._targets.discard(agency_id)
         self._keys.clear()
 
     def invalidate_cache(self) -> None:
         """Forget every cached registration and key (after changing them behind this service's back)."""
         self._registrations.clear()
+        self._targets.clear()
         self._keys.clear()
 
     def _load_key(self, key_hash: str) -> KeyRecord | None:

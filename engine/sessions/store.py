@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import cast
 
 from sqlalchemy import case, delete, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import ClauseElement
 
 from engine.errors import NotFound
 from engine.ids import new_id
@@ -13,6 +15,7 @@ from engine.sessions import lifecycle
 from engine.sessions.models import Conversation, PendingMessageAck, SessionBinding, StoredMessage
 from engine.sessions.notices import MESSAGE_STATUS, SESSION_STATUS, Notice, Publisher
 from engine.sessions.views import message_view, session_view
+from engine.store.driver import DriverStatement
 from engine.store.upsert import dialect_insert
 
 #: Conversations keep the start of their last message for listings.
@@ -64,19 +67,27 @@ def upsert_conversation(
     One INSERT ... ON CONFLICT DO UPDATE: concurrent first messages from the same peer meet
     in the unique constraint instead of failing.
     """
+    values = {
+        "conversation_id": new_id("cnv"),
+        "session_id": session_id,
+        "agency_id": agency_id,
+        "tenant_id": tenant_id,
+        "peer": peer,
+        "message_count": 1,
+        "created_at": at,
+        "last_message_at": at,
+        "last_message_text": text[:EXCERPT_LENGTH],
+    }
+    row = _conversation_upsert.execute(tx, values).fetchone()
+    return str(row[0])
+
+
+@DriverStatement
+def _conversation_upsert(tx: Session) -> ClauseElement:
+    """INSERT a conversation, or count the message in the existing one; RETURNING its id."""
     table = Conversation.__table__
-    statement = dialect_insert(tx, Conversation).values(
-        conversation_id=new_id("cnv"),
-        session_id=session_id,
-        agency_id=agency_id,
-        tenant_id=tenant_id,
-        peer=peer,
-        message_count=1,
-        created_at=at,
-        last_message_at=at,
-        last_message_text=text[:EXCERPT_LENGTH],
-    )
-    statement = statement.on_conflict_do_update(
+    statement = dialect_insert(tx, Conversation)
+    upsert = statement.on_conflict_do_update(
         index_elements=[table.c.session_id, table.c.peer],
         set_={
             "message_count": table.c.message_count + 1,
@@ -90,7 +101,7 @@ def upsert_conversation(
             ),
         },
     ).returning(table.c.conversation_id)
-    return str(tx.execute(statement).scalar_one())
+    return cast(ClauseElement, upsert)
 
 
 def change_session_status(

@@ -10,6 +10,7 @@ ever occupies its own share of the workers.
 from __future__ import annotations
 
 import email.utils
+import http.client
 import logging
 import random
 import threading
@@ -19,12 +20,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-import httpx
-from sqlalchemy import or_, select, update
+from sqlalchemy import Select, Update, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from engine import __version__
+from engine.cache import TtlCache
 from engine.registry.models import (
     STATUS_ACTIVE,
     STATUS_WEBHOOKS_DISABLED,
@@ -33,14 +35,16 @@ from engine.registry.models import (
 )
 from engine.store.base import utcnow
 from engine.store.database import Database
+from engine.store.upsert import table_of
+from engine.webhooks.connections import ConnectionPool
 from engine.webhooks.models import FAILED, HELD, PENDING, SUCCEEDED, DeliveryAttempt, WebhookDelivery
 from engine.webhooks.signing import EngineSigner, signature_header
-from engine.webhooks.targets import DeliveryTarget, TargetRefused, check_destination
+from engine.webhooks.targets import DeliveryTarget, Destination, TargetRefused, check_destination
 
 log = logging.getLogger("engine.dispatcher")
 
-#: How much of a dashboard's answer is kept with the attempt, for diagnosis.
-EXCERPT_BYTES = 1024
+#: How long a dashboard URL's checked address is used before its host name is resolved again.
+DESTINATION_CACHE_SECONDS = 2.0
 USER_AGENT = f"workflow-engine-webhooks/{__version__}"
 
 
@@ -97,8 +101,38 @@ class _Outcome:
         return 200 <= self.status < 300
 
 
+@dataclass(frozen=True)
+class _Claimed:
+    """A claimed outbox row: everything its attempt needs, read by the claim itself."""
+
+    delivery_id: str
+    agency_id: str
+    event_id: str
+    payload: str
+    attempt_count: int
+
+
+_DELIVERIES = table_of(WebhookDelivery)
+_REGISTRATIONS = table_of(DashboardRegistration)
+_INSERT_ATTEMPTS = insert(table_of(DeliveryAttempt))
+_CLAIMED_COLUMNS = (
+    _DELIVERIES.c.delivery_id,
+    _DELIVERIES.c.agency_id,
+    _DELIVERIES.c.event_id,
+    _DELIVERIES.c.payload,
+    _DELIVERIES.c.attempt_count,
+)
+
+
 class Dispatcher:
-    """Delivers the outbox. `start()` runs it in the background; `run_once()` is one claim cycle."""
+    """Delivers the outbox. `start()` runs it in the background; `run_once()` is one claim cycle.
+
+    Attempts run on a pool of threads over keep-alive connections. Finished attempts are
+    recorded in batches, one transaction for all that finished meanwhile (group commit: the
+    first thread to finish records, the others leave their outcome to it). A claimed row
+    counts against its dashboard's share until its outcome is committed, so no more rows
+    than the limits allow are ever leased, and a crash redelivers at most that many.
+    """
 
     def __init__(
         self,
@@ -109,7 +143,6 @@ class Dispatcher:
         *,
         on_status_change: Callable[[str], None] = lambda _agency: None,
         clock: Callable[[], datetime] = utcnow,
-        transport: httpx.BaseTransport | None = None,
     ) -> None:
         self._db = database
         self._targets = targets
@@ -119,11 +152,17 @@ class Dispatcher:
         self._on_status_change = on_status_change
         self._clock = clock
         self._rng = random.Random()  # noqa: S311 (retry jitter, not cryptography)
-        self._client = httpx.Client(
-            follow_redirects=False, timeout=config.timeout_seconds, transport=transport, trust_env=False
+        self._connections = ConnectionPool(
+            config.timeout_seconds, max_idle_per_destination=config.concurrency
         )
-        self._pool = ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix="delivery")
+        #: URL -> its checked destination (or why it is refused): DNS is not asked on every delivery.
+        self._destinations: TtlCache[str, Destination | TargetRefused] = TtlCache(DESTINATION_CACHE_SECONDS)
+        # One thread more than attempts in flight: the one recording a batch never holds up an attempt.
+        self._pool = ThreadPoolExecutor(max_workers=config.concurrency + 1, thread_name_prefix="delivery")
+        #: Claimed rows per agency whose outcome is not committed yet.
         self._in_flight: Counter[str] = Counter()
+        self._finished: list[tuple[_Claimed, _Outcome]] = []
+        self._recording = False
         self._lock = threading.Lock()
         self._wakeup = threading.Event()
         self._stopping = threading.Event()
@@ -146,6 +185,7 @@ class Dispatcher:
         if self._thread is not None:
             self._thread.join(timeout)
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._connections.close()
 
     def wake(self) -> None:
         """Look for due rows now rather than at the next poll."""
@@ -153,113 +193,158 @@ class Dispatcher:
 
     def _run(self) -> None:
         while not self._stopping.is_set():
+            # Cleared before claiming: a row committed during the claim wakes the next one.
+            self._wakeup.clear()
             try:
-                claimed = self.run_once()
+                self.run_once()
             except Exception:
                 log.exception("claiming deliveries failed")
-                claimed = 0
-            if not claimed:
-                self._wakeup.wait(self._config.poll_seconds)
-                self._wakeup.clear()
+            # One claim takes every due row the limits allow; the next is due when a row is
+            # committed, an outcome frees a share, or (retries, expired leases) at the poll.
+            self._wakeup.wait(self._config.poll_seconds)
 
     def run_once(self) -> int:
         """Hold what must wait, claim due rows within the concurrency limits, start delivering them."""
         with self._lock:
-            free = self._config.concurrency - sum(self._in_flight.values())
+            taken = Counter(self._in_flight)
+        free = self._config.concurrency - sum(taken.values())
         if free <= 0:
             return 0
-        claimed = self._claim(free)
-        for delivery_id, agency_id in claimed:
-            with self._lock:
-                self._in_flight[agency_id] += 1
-            self._pool.submit(self._deliver_and_release, delivery_id, agency_id)
+        claimed = self._claim(free, taken)
+        with self._lock:
+            self._in_flight.update(job.agency_id for job in claimed)
+        for job in claimed:
+            self._pool.submit(self._attempt_and_finish, job)
         return len(claimed)
 
     # -- claiming --------------------------------------------------------------------------------
 
-    def _claim(self, free: int) -> list[tuple[str, str]]:
+    def _claim(self, free: int, taken: Counter[str]) -> list[_Claimed]:
+        """Lease up to `free` due rows, at most the per-dashboard share minus `taken` of each.
+
+        Due rows of a suspended dashboard, or one whose webhooks are disabled, are set to wait
+        as HELD on the way: the status is read with each row, so one committed while a
+        dashboard is being suspended is held too.
+        """
         now = self._clock()
+        cap = self._config.concurrency_per_dashboard
+        chosen: list[_Claimed] = []
+        chosen_ids: set[str] = set()
         with self._db.transaction() as tx:
-            # Events of a suspended dashboard, or one whose webhooks are disabled, wait as HELD.
-            tx.execute(
-                update(WebhookDelivery)
-                .where(
-                    WebhookDelivery.status == PENDING,
-                    WebhookDelivery.agency_id.in_(
-                        select(DashboardRegistration.agency_id).where(
-                            DashboardRegistration.status != STATUS_ACTIVE
-                        )
-                    ),
-                )
-                .values(status=HELD, next_attempt_at=None)
-            )
-            with self._lock:
-                taken = Counter(self._in_flight)
-            # Dashboards already at their share are left out in the query itself: otherwise a slow
-            # dashboard's backlog, being the oldest, would fill every page and starve the others.
-            at_cap = [a for a, n in taken.items() if n >= self._config.concurrency_per_dashboard]
-            query = select(WebhookDelivery.delivery_id, WebhookDelivery.agency_id).where(
-                WebhookDelivery.status == PENDING,
-                WebhookDelivery.next_attempt_at <= now,
-                or_(WebhookDelivery.lease_expires_at.is_(None), WebhookDelivery.lease_expires_at <= now),
-                # Only active dashboards' rows: one committed after the UPDATE above must not slip through.
-                WebhookDelivery.agency_id.in_(
-                    select(DashboardRegistration.agency_id).where(
-                        DashboardRegistration.status == STATUS_ACTIVE
+            while True:
+                # Dashboards at their share are left out in the query itself: otherwise a slow
+                # dashboard's backlog, being the oldest, would fill every page and starve the others.
+                at_cap = [agency for agency, count in taken.items() if count >= cap]
+                due = tx.execute(self._due_query(now, at_cap, free * 4)).all()
+                held = [row.delivery_id for row in due if row.status != STATUS_ACTIVE]
+                if held:
+                    tx.execute(
+                        update(_DELIVERIES)
+                        .where(_DELIVERIES.c.delivery_id.in_(held), _DELIVERIES.c.status == PENDING)
+                        .values(status=HELD, next_attempt_at=None)
                     )
-                ),
-            )
-            if at_cap:
-                query = query.where(WebhookDelivery.agency_id.not_in(at_cap))
-            due = tx.execute(
-                query.order_by(WebhookDelivery.next_attempt_at)
-                .limit(free * 4)
-                .with_for_update(skip_locked=True)
-            ).all()
-            chosen: list[tuple[str, str]] = []
-            for delivery_id, agency_id in due:
-                if len(chosen) == free:
+                for row in due:
+                    if len(chosen) == free:
+                        break
+                    # A second page shows this page's rows again (they are leased at the end).
+                    if (
+                        row.status == STATUS_ACTIVE
+                        and taken[row.agency_id] < cap
+                        and row.delivery_id not in chosen_ids
+                    ):
+                        taken[row.agency_id] += 1
+                        chosen_ids.add(row.delivery_id)
+                        chosen.append(_Claimed(*row[:-1]))
+                # A full page may have hidden other dashboards' rows behind held ones or behind a
+                # dashboard that reached its share.
+                if (
+                    len(chosen) == free
+                    or len(due) < free * 4
+                    or not (held or self._reached_cap(taken, at_cap))
+                ):
                     break
-                if taken[agency_id] < self._config.concurrency_per_dashboard:
-                    taken[agency_id] += 1
-                    chosen.append((delivery_id, agency_id))
             if chosen:
-                tx.execute(
-                    update(WebhookDelivery)
-                    .where(WebhookDelivery.delivery_id.in_([d for d, _ in chosen]))
-                    .values(lease_expires_at=now + self._lease)
-                )
+                leased = set(tx.scalars(self._lease_statement(chosen, now)))
+                chosen = [job for job in chosen if job.delivery_id in leased]
         return chosen
+
+    def _lease_statement(self, chosen: list[_Claimed], now: datetime) -> Update:
+        """Lease the chosen rows that are still unleased, returning their ids.
+
+        The conditions are checked again because on SQLite the SELECT runs before the write
+        transaction begins: another process may have leased a row since. (On PostgreSQL the
+        rows are locked already, and the check always passes.)
+        """
+        return (
+            update(_DELIVERIES)
+            .where(
+                _DELIVERIES.c.delivery_id.in_([job.delivery_id for job in chosen]),
+                _DELIVERIES.c.status == PENDING,
+                or_(_DELIVERIES.c.lease_expires_at.is_(None), _DELIVERIES.c.lease_expires_at <= now),
+            )
+            .values(lease_expires_at=now + self._lease)
+            .returning(_DELIVERIES.c.delivery_id)
+        )
+
+    def _reached_cap(self, taken: Counter[str], at_cap: list[str]) -> bool:
+        """Whether a dashboard not in `at_cap` has reached its share."""
+        cap = self._config.concurrency_per_dashboard
+        return any(count >= cap and agency not in at_cap for agency, count in taken.items())
+
+    @staticmethod
+    def _due_query(now: datetime, at_cap: list[str], limit: int) -> Select[Any]:
+        """The oldest due, unleased rows of dashboards not at their share, with each dashboard's
+        status; the rows locked (PostgreSQL) and skipped when another worker locked them."""
+        query = (
+            select(*_CLAIMED_COLUMNS, _REGISTRATIONS.c.status)
+            .join(_REGISTRATIONS, _REGISTRATIONS.c.agency_id == _DELIVERIES.c.agency_id)
+            .where(
+                _DELIVERIES.c.status == PENDING,
+                _DELIVERIES.c.next_attempt_at <= now,
+                or_(_DELIVERIES.c.lease_expires_at.is_(None), _DELIVERIES.c.lease_expires_at <= now),
+            )
+        )
+        if at_cap:
+            query = query.where(_DELIVERIES.c.agency_id.not_in(at_cap))
+        return (
+            query.order_by(_DELIVERIES.c.next_attempt_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True, of=_DELIVERIES)
+        )
 
     # -- delivering ------------------------------------------------------------------------------
 
-    def _deliver_and_release(self, delivery_id: str, agency_id: str) -> None:
+    def _attempt_and_finish(self, job: _Claimed) -> None:
         try:
-            self.deliver(delivery_id)
+            outcome = self._attempt(job)
         except Exception:
-            log.exception("delivery failed unexpectedly", extra={"delivery_id": delivery_id})
-        finally:
-            with self._lock:
-                self._in_flight[agency_id] -= 1
-                if self._in_flight[agency_id] <= 0:
-                    del self._in_flight[agency_id]
-            self._wakeup.set()
+            # Not recorded: the row is attempted again when its lease runs out.
+            log.exception("delivery failed unexpectedly", extra={"delivery_id": job.delivery_id})
+            self._release([job])
+            return
+        with self._lock:
+            self._finished.append((job, outcome))
+            if self._recording:
+                return  # the thread recording now takes this one in its next batch
+            self._recording = True
+        self._record_finished()
 
     def deliver(self, delivery_id: str) -> None:
-        """Make one attempt of a claimed delivery and record its outcome."""
+        """Make one attempt of a delivery already claimed by the caller, and record its outcome."""
         with self._db.reader() as tx:
-            delivery = tx.get(WebhookDelivery, delivery_id)
-        if delivery is None:
+            row = tx.execute(
+                select(*_CLAIMED_COLUMNS, _REGISTRATIONS.c.status)
+                .join(_REGISTRATIONS, _REGISTRATIONS.c.agency_id == _DELIVERIES.c.agency_id)
+                .where(_DELIVERIES.c.delivery_id == delivery_id)
+            ).one_or_none()
+        if row is None:
             return
-        target = self._targets(delivery.agency_id)
-        if target is not None and not target.active:
+        *columns, status = row
+        job = _Claimed(*columns)
+        if status != STATUS_ACTIVE:
             self._hold(delivery_id)
             return
-        if target is None:
-            outcome = _Outcome(error="the dashboard is not registered")
-        else:
-            outcome = self._post(delivery, target)
-        self._record(delivery_id, outcome)
+        self._notify(self._record([(job, self._attempt(job))]))
 
     def _hold(self, delivery_id: str) -> None:
         """Park a delivery of a suspended or disabled dashboard until it is activated."""
@@ -270,66 +355,124 @@ class Dispatcher:
                 .values(status=HELD, next_attempt_at=None, lease_expires_at=None)
             )
 
-    def _post(self, delivery: WebhookDelivery, target: DeliveryTarget) -> _Outcome:
-        try:
-            destination = check_destination(target.url, self._config.allow_private_webhook_urls)
-        except TargetRefused as refused:
-            return _Outcome(error=str(refused))
-        body = delivery.payload.encode("utf-8")
+    def _attempt(self, job: _Claimed) -> _Outcome:
+        """POST the delivery to its dashboard, signed; the outcome (an error when there is no answer)."""
+        target = self._targets(job.agency_id)
+        if target is None:
+            return _Outcome(error="the dashboard is not registered")
+        destination = self._destinations.get(target.url, self._check)
+        if isinstance(destination, TargetRefused):
+            return _Outcome(error=str(destination))
+        body = job.payload.encode("utf-8")
         sent_at = int(time.time())
         headers = {
             "content-type": "application/json",
             "user-agent": USER_AGENT,
-            "webhook-id": delivery.event_id,
+            "webhook-id": job.event_id,
             "webhook-timestamp": str(sent_at),
-            "webhook-signature": signature_header(
-                target.secrets, self._signer, delivery.event_id, sent_at, body
-            ),
+            "webhook-signature": signature_header(target.secrets, self._signer, job.event_id, sent_at, body),
         }
-        extensions = {}
-        if destination.host_header:
-            headers["host"] = destination.host_header
-            extensions["sni_hostname"] = destination.server_name
         started = time.perf_counter()
         try:
-            with self._client.stream(
-                "POST", destination.connect_url, content=body, headers=headers, extensions=extensions
-            ) as response:
-                excerpt = _read_excerpt(response)
-                retry_after = _retry_after_seconds(response.headers.get("retry-after"))
-                status = response.status_code
-        except httpx.TimeoutException:
+            answer = self._connections.post(destination, body, headers)
+        except TimeoutError:
             return _Outcome(error="timed out", duration_ms=_ms_since(started))
-        except httpx.HTTPError as error:
+        except (OSError, http.client.HTTPException) as error:
             return _Outcome(error=f"request failed: {type(error).__name__}", duration_ms=_ms_since(started))
-        return _Outcome(status, excerpt, "", retry_after, _ms_since(started))
+        retry_after = _retry_after_seconds(answer.retry_after)
+        return _Outcome(answer.status, answer.excerpt, "", retry_after, _ms_since(started))
 
-    def _record(self, delivery_id: str, outcome: _Outcome) -> None:
-        """Store the attempt and decide what comes next: done, retry, dead letter or held."""
+    def _check(self, url: str) -> Destination | TargetRefused:
+        try:
+            return check_destination(url, self._config.allow_private_webhook_urls)
+        except TargetRefused as refused:
+            return refused
+
+    # -- recording -------------------------------------------------------------------------------
+
+    def _record_finished(self) -> None:
+        """Record finished attempts, a batch per transaction, until none is left; then stop recording."""
+        while True:
+            with self._lock:
+                batch, self._finished = self._finished, []
+                if not batch:
+                    self._recording = False
+                    return
+            self._notify(self._record_batch(batch))
+            self._release([job for job, _ in batch])
+            self._wakeup.set()
+
+    def _record_batch(self, batch: list[tuple[_Claimed, _Outcome]]) -> set[str]:
+        """Record a batch; if its transaction fails, each outcome alone (one bad row loses no other)."""
+        try:
+            return self._record(batch)
+        except Exception:
+            if len(batch) == 1:
+                # Not recorded: the row is attempted again when its lease runs out.
+                log.exception("recording a delivery failed", extra={"delivery_id": batch[0][0].delivery_id})
+                return set()
+        return set().union(*(self._record_batch([finished]) for finished in batch))
+
+    def _record(self, batch: list[tuple[_Claimed, _Outcome]]) -> set[str]:
+        """Store the attempts and decide what comes next for each: done, retry, dead letter or held.
+
+        Returns the agencies whose webhooks this disabled. Successes, nearly all of them, take
+        two statements for the whole batch; a failure goes through the full rules one by one.
+        """
         now = self._clock()
+        succeeded = [job for job, outcome in batch if outcome.succeeded]
         with self._db.transaction() as tx:
-            delivery = tx.get(WebhookDelivery, delivery_id, with_for_update=True)
-            if delivery is None:
-                return
-            registration = tx.get(DashboardRegistration, delivery.agency_id, with_for_update=True)
-            delivery.attempt_count += 1
-            delivery.last_attempt_at = now
-            delivery.lease_expires_at = None
-            tx.add(
-                DeliveryAttempt(
-                    delivery_id=delivery_id,
-                    attempt_number=delivery.attempt_count,
-                    attempted_at=now,
-                    response_status=outcome.status,
-                    response_excerpt=outcome.excerpt,
-                    duration_ms=outcome.duration_ms,
-                    error=outcome.error[:500],
+            tx.execute(_INSERT_ATTEMPTS, [_attempt_row(job, outcome, now) for job, outcome in batch])
+            if succeeded:
+                tx.execute(
+                    update(_DELIVERIES)
+                    .where(_DELIVERIES.c.delivery_id.in_([job.delivery_id for job in succeeded]))
+                    .values(
+                        status=SUCCEEDED,
+                        attempt_count=_DELIVERIES.c.attempt_count + 1,
+                        last_attempt_at=now,
+                        succeeded_at=now,
+                        next_attempt_at=None,
+                        lease_expires_at=None,
+                    )
                 )
-            )
-            disabled = self._schedule(tx, delivery, registration, outcome, now)
-        if disabled:
-            # After the commit: the registry's cache must not keep showing the dashboard active.
-            self._on_status_change(delivery.agency_id)
+                tx.execute(
+                    update(_REGISTRATIONS)
+                    .where(
+                        _REGISTRATIONS.c.agency_id.in_({job.agency_id for job in succeeded}),
+                        _REGISTRATIONS.c.webhooks_failing_since.is_not(None),
+                    )
+                    .values(webhooks_failing_since=None)
+                )
+            return {
+                job.agency_id
+                for job, outcome in batch
+                if not outcome.succeeded and self._record_failure(tx, job, outcome, now)
+            }
+
+    def _record_failure(self, tx: Session, job: _Claimed, outcome: _Outcome, now: datetime) -> bool:
+        """Schedule what follows a failed attempt; True if it disabled the dashboard's webhooks."""
+        delivery = tx.get(WebhookDelivery, job.delivery_id, with_for_update=True)
+        if delivery is None:
+            return False
+        registration = tx.get(DashboardRegistration, delivery.agency_id, with_for_update=True)
+        delivery.attempt_count += 1
+        delivery.last_attempt_at = now
+        delivery.lease_expires_at = None
+        return self._schedule(tx, delivery, registration, outcome, now)
+
+    def _notify(self, disabled: set[str]) -> None:
+        """After the commit: the registry's cache must not keep showing these dashboards active."""
+        for agency_id in disabled:
+            self._on_status_change(agency_id)
+
+    def _release(self, jobs: list[_Claimed]) -> None:
+        """Give the jobs' shares back to their dashboards."""
+        with self._lock:
+            self._in_flight.subtract(job.agency_id for job in jobs)
+            for agency_id in {job.agency_id for job in jobs}:
+                if self._in_flight[agency_id] <= 0:
+                    del self._in_flight[agency_id]
 
     def _schedule(
         self,
@@ -386,13 +529,17 @@ class Dispatcher:
         return False
 
 
-def _read_excerpt(response: httpx.Response) -> str:
-    collected = b""
-    for chunk in response.iter_bytes():
-        collected += chunk
-        if len(collected) >= EXCERPT_BYTES:
-            break
-    return collected[:EXCERPT_BYTES].decode("utf-8", errors="replace")
+def _attempt_row(job: _Claimed, outcome: _Outcome, now: datetime) -> dict[str, Any]:
+    """The delivery_attempts row of one outcome."""
+    return {
+        "delivery_id": job.delivery_id,
+        "attempt_number": job.attempt_count + 1,
+        "attempted_at": now,
+        "response_status": outcome.status,
+        "response_excerpt": outcome.excerpt,
+        "duration_ms": outcome.duration_ms,
+        "error": outcome.error[:500],
+    }
 
 
 def _retry_after_seconds(value: str | None) -> float | None:

@@ -1,9 +1,10 @@
-"""Provider ingress: verify a provider's webhook, parse it, record each event in one transaction.
+"""Provider ingress: verify a provider's webhook, parse it, record each event all or nothing.
 
 This is the engine's second path (ARCHITECTURE.md §5): `/v1/webhooks/{provider}` → verify
 the provider's signature (through the AccessGuard, as the `PROVIDER_SIGNATURE` credential)
-→ parse into provider-neutral events → find the session they belong to → one transaction
-per event: receipt, conversation, message or status change, notices for the dashboard.
+→ parse into provider-neutral events → find the session they belong to → record each event
+all or nothing: receipt, conversation, message or status change, notices for the dashboard.
+Concurrent events share a transaction (group commit); one that fails is recorded alone.
 The sandbox provider feeds its simulated events through `accept`, the very same pipeline.
 """
 
@@ -11,14 +12,17 @@ from __future__ import annotations
 
 import enum
 import logging
+import os
+import threading
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import CursorResult, bindparam, insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import ClauseElement
 
 from engine.auth.guard import CallCredentials
 from engine.errors import Unauthenticated, invalid
@@ -44,6 +48,7 @@ from engine.sessions.store import (
 from engine.sessions.views import MessageView, message_view
 from engine.store.base import utcnow
 from engine.store.database import Database
+from engine.store.driver import DriverStatement
 from engine.store.upsert import dialect_insert, table_of
 from engine.webhooks.models import ProviderEventReceipt, UnroutableProviderEvent
 
@@ -89,20 +94,70 @@ class IngressResult:
         return len(self.recorded) - self.unroutable
 
 
-_ROUTE = select(
-    SessionBinding.session_id, SessionBinding.agency_id, SessionBinding.tenant_id, SessionBinding.account_id
-).where(
-    SessionBinding.provider == bindparam("provider"),
-    SessionBinding.provider_session == bindparam("provider_session"),
-    SessionBinding.deleted_at.is_(None),
+_SESSIONS = table_of(SessionBinding)
+_MESSAGES = table_of(StoredMessage)
+#: The live session of a provider's session name, and the id of the message the event names if
+#: it is stored already: one round trip for both.
+_ROUTE = DriverStatement(
+    lambda _tx: select(
+        _SESSIONS.c.session_id,
+        _SESSIONS.c.agency_id,
+        _SESSIONS.c.tenant_id,
+        _SESSIONS.c.account_id,
+        select(_MESSAGES.c.message_id)
+        .where(
+            _MESSAGES.c.session_id == _SESSIONS.c.session_id,
+            _MESSAGES.c.provider_message_id == bindparam("provider_message_id"),
+        )
+        .scalar_subquery()
+        .label("known_message_id"),
+    ).where(
+        _SESSIONS.c.provider == bindparam("provider"),
+        _SESSIONS.c.provider_session == bindparam("provider_session"),
+        _SESSIONS.c.deleted_at.is_(None),
+    )
 )
-_MESSAGE_BY_PROVIDER_ID = select(StoredMessage.message_id).where(
-    StoredMessage.session_id == bindparam("session_id"),
-    StoredMessage.provider_message_id == bindparam("provider_message_id"),
-)
-_INSERT_MESSAGE = insert(table_of(StoredMessage))
+
+
+class _Route(NamedTuple):
+    """A row of _ROUTE."""
+
+    session_id: str
+    agency_id: str
+    tenant_id: str
+    account_id: str
+    known_message_id: str | None
+
+
+_INSERT_MESSAGE = DriverStatement(lambda _tx: insert(_MESSAGES))
+
+#: At most this many events share a transaction (bounds the wait of the last one).
+GROUP_LIMIT = 64
 
 _EVENT_TYPES = {InboundMessage: "message", MessageAck: "message.ack", SessionStatusChanged: "session.status"}
+
+
+class _Pending:
+    """An event waiting to be recorded, and what recording it gave."""
+
+    __slots__ = ("error", "event", "leads", "provider", "result", "settled")
+
+    def __init__(self, provider: str, event: ProviderEvent) -> None:
+        self.provider = provider
+        self.event = event
+        #: Set when the event is recorded (or failed), or when this caller is to lead.
+        self.settled = threading.Event()
+        self.leads = False
+        self.result: Recorded | None = None
+        self.error: Exception | None = None
+
+    def outcome(self) -> Recorded:
+        """The event's outcome; raises what recording it raised."""
+        if self.error is not None:
+            raise self.error
+        if self.result is None:
+            raise RuntimeError("the provider event was not recorded")
+        return self.result
 
 
 class ProviderIngress:
@@ -123,10 +178,10 @@ class ProviderIngress:
         self._clock = clock
         #: Called with (provider, outcome) for every event, for the metrics.
         self._count = count
-
-    def signature_headers(self) -> frozenset[str]:
-        """Every HTTP header some provider needs to verify its webhooks."""
-        return frozenset().union(*(p.signature_headers for p in self._providers.values()))
+        #: Events waiting for the leader, and whether some caller is leading (group commit).
+        self._queue: list[_Pending] = []
+        self._queue_lock = threading.Lock()
+        self._leading = False
 
     # -- verification (the AccessGuard's PROVIDER_SIGNATURE credential) --------------------------
 
@@ -163,34 +218,98 @@ class ProviderIngress:
         return IngressResult(tuple(self.record(provider_name, event) for event in events))
 
     def record(self, provider: str, event: ProviderEvent) -> Recorded:
-        """Record one event in one transaction; a second delivery of it changes nothing."""
-        try:
-            with self._db.transaction() as tx:
-                result = self._record(tx, provider, event)
-        except IntegrityError:
-            # A concurrent delivery of the same event (or provider message) committed first.
-            result = Recorded(Outcome.DUPLICATE)
+        """Record one event, all or nothing; a second delivery of it changes nothing.
+
+        Events of concurrent callers are recorded together (group commit): one caller at a time
+        leads, recording every event waiting in one transaction, so the transaction's set-up and
+        its commit are paid once for all of them. Each caller returns once its event committed.
+        """
+        pending = _Pending(provider, event)
+        with self._queue_lock:
+            self._queue.append(pending)
+            pending.leads = not self._leading
+            self._leading = True
+        if not pending.leads:
+            pending.settled.wait()
+        if pending.leads:
+            # First in line, or handed the lead by the previous leader: its event is not recorded yet.
+            self._lead()
+        result = pending.outcome()
         if self._count is not None:
             self._count(provider, result.outcome.value)
         return result
 
+    def _lead(self) -> None:
+        """Record the waiting events (this leader's first), then hand the lead to the next waiter."""
+        # Let the callers woken by the previous commit queue their events first: one thread
+        # switch, and the batch grows instead of alternating with batches of one.
+        os.sched_yield()
+        with self._queue_lock:
+            batch = self._queue[:GROUP_LIMIT]
+            del self._queue[:GROUP_LIMIT]
+        try:
+            self._record_group(batch)
+        finally:
+            with self._queue_lock:
+                successor = self._queue[0] if self._queue else None
+                if successor is None:
+                    self._leading = False
+                else:
+                    successor.leads = True
+            for pending in batch:
+                pending.settled.set()
+            if successor is not None:
+                successor.settled.set()
+
+    def _record_group(self, batch: list[_Pending]) -> None:
+        """Record `batch` in one transaction; if any event fails, none is stored: record each alone."""
+        if len(batch) > 1:
+            try:
+                with self._db.transaction() as tx:
+                    results = [self._record(tx, p.provider, p.event) for p in batch]
+            except Exception:
+                # Mostly a concurrent delivery of one of the events (the unique constraint); alone,
+                # that one is a duplicate and the others are stored.
+                log.debug("group of provider events failed, recording each alone", exc_info=True)
+            else:
+                for pending, result in zip(batch, results, strict=True):
+                    pending.result = result
+                return
+        for pending in batch:
+            self._record_alone(pending)
+
+    def _record_alone(self, pending: _Pending) -> None:
+        """Record one event in its own transaction; a failure other than a duplicate goes to its caller."""
+        try:
+            with self._db.transaction() as tx:
+                pending.result = self._record(tx, pending.provider, pending.event)
+        except IntegrityError:
+            # A concurrent delivery of the same event (or provider message) committed first.
+            pending.result = Recorded(Outcome.DUPLICATE)
+        except Exception as error:
+            pending.error = error
+
     def _record(self, tx: Session, provider: str, event: ProviderEvent) -> Recorded:
         now = self._clock()
         # Inserted first, "do nothing" on conflict: a repeated event is found with one statement.
-        receipt = tx.execute(
-            _insert_ignoring_conflicts(tx, ProviderEventReceipt),
-            {"provider": provider, "event_id": event.event_id, "received_at": now},
+        receipt = _insert_receipt.execute(
+            tx, {"provider": provider, "event_id": event.event_id, "received_at": now}
         )
-        if cast("CursorResult[Any]", receipt).rowcount == 0:
+        if receipt.rowcount == 0:
             return Recorded(Outcome.DUPLICATE)
         if isinstance(event, InboundMessage):
             # Messages need no lock on the session row: nothing in it changes.
-            route = tx.execute(
-                _ROUTE, {"provider": provider, "provider_session": event.provider_session}
-            ).first()
+            route = _ROUTE.execute(
+                tx,
+                {
+                    "provider": provider,
+                    "provider_session": event.provider_session,
+                    "provider_message_id": event.provider_message_id,
+                },
+            ).fetchone()
             if route is None:
                 return self._unroutable(tx, provider, event, now)
-            return self._inbound(tx, route, event, now)
+            return self._inbound(tx, _Route(*route), event, now)
         binding = find_session_at_provider(tx, provider, event.provider_session)
         if binding is None:
             return self._unroutable(tx, provider, event, now)
@@ -217,14 +336,10 @@ class ProviderIngress:
         )
         return Recorded(Outcome.UNROUTABLE)
 
-    def _inbound(self, tx: Session, route: Any, event: InboundMessage, now: datetime) -> Recorded:
-        session_id = route.session_id
-        known = tx.execute(
-            _MESSAGE_BY_PROVIDER_ID,
-            {"session_id": session_id, "provider_message_id": event.provider_message_id},
-        ).first()
-        if known is not None:
+    def _inbound(self, tx: Session, route: _Route, event: InboundMessage, now: datetime) -> Recorded:
+        if route.known_message_id is not None:
             return Recorded(Outcome.DUPLICATE)
+        session_id = route.session_id
         conversation_id = upsert_conversation(
             tx, session_id, route.agency_id, route.tenant_id, event.sender, event.text, now
         )
@@ -245,7 +360,7 @@ class ProviderIngress:
         )
         # A plain insert: a concurrent delivery of the same message fails the unique constraint,
         # and the whole transaction (conversation count included) rolls back as a duplicate.
-        tx.execute(_INSERT_MESSAGE, {**asdict(view), "provider_message_id": event.provider_message_id})
+        _INSERT_MESSAGE.execute(tx, vars(view))
         self._publish(
             tx, Notice(MESSAGE_RECEIVED, route.agency_id, route.tenant_id, session_id, message=view)
         )
@@ -261,8 +376,10 @@ class ProviderIngress:
         return Recorded(Outcome.STORED if changed else Outcome.IGNORED, message_view(message))
 
 
-def _insert_ignoring_conflicts(tx: Session, model: Any) -> Any:
-    return dialect_insert(tx, model).on_conflict_do_nothing()
+@DriverStatement
+def _insert_receipt(tx: Session) -> ClauseElement:
+    """INSERT a receipt unless the event has one already."""
+    return cast(ClauseElement, dialect_insert(tx, ProviderEventReceipt).on_conflict_do_nothing())
 
 
 def _message_at(tx: Session, session_id: str, provider_message_id: str) -> StoredMessage | None:

@@ -20,12 +20,13 @@ from engine.ids import new_id
 from engine.sessions.notices import MESSAGE_RECEIVED, MESSAGE_STATUS, SESSION_STATUS, Notice
 from engine.sessions.protos import message_message, message_status, session_message, session_status
 from engine.store.base import utcnow
+from engine.store.driver import DriverStatement
 from engine.store.upsert import table_of
 from engine.webhooks.models import PENDING, WebhookDelivery
 from workflow_engine.v1 import webhook_pb2
 
 TEST_EVENT = "webhook.test"
-_INSERT_DELIVERY = insert(table_of(WebhookDelivery))
+_INSERT_DELIVERY = DriverStatement(lambda _tx: insert(table_of(WebhookDelivery)))
 _WAKE_REGISTERED = "outbox_wake_registered"
 
 
@@ -73,9 +74,9 @@ class Outbox:
         event.id = new_id("evt")
         event.timestamp.FromDatetime(now)
         delivery_id = new_id("dlv")
-        # A Core insert: this runs inside every ingress transaction, where ORM bookkeeping shows.
-        tx.execute(
-            _INSERT_DELIVERY,
+        # Run on the driver: this is in every ingress transaction, where SQLAlchemy's work shows.
+        _INSERT_DELIVERY.execute(
+            tx,
             {
                 "delivery_id": delivery_id,
                 "event_id": event.id,

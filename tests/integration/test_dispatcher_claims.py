@@ -128,14 +128,14 @@ def counting(dispatcher: Dispatcher) -> list[str]:
     """Record every delivery id `dispatcher` attempts."""
     attempted: list[str] = []
     lock = threading.Lock()
-    deliver = dispatcher.deliver
+    attempt = dispatcher._attempt
 
-    def deliver_and_count(delivery_id: str) -> None:
+    def attempt_and_count(job: Any) -> Any:
         with lock:
-            attempted.append(delivery_id)
-        deliver(delivery_id)
+            attempted.append(job.delivery_id)
+        return attempt(job)
 
-    dispatcher.deliver = deliver_and_count  # type: ignore[method-assign]
+    dispatcher._attempt = attempt_and_count  # type: ignore[method-assign]
     return attempted
 
 
@@ -214,7 +214,8 @@ def test_a_crashed_workers_claim_is_taken_over_when_its_lease_runs_out(
     started = utcnow()
     crashed = dispatcher_for(live, Clock(started))
     dispatchers.append(crashed)
-    assert crashed._claim(10) == [(queued.delivery_id, "agency-a")]
+    claimed = crashed._claim(10, Counter())
+    assert [(job.delivery_id, job.agency_id) for job in claimed] == [(queued.delivery_id, "agency-a")]
     with live.engine.database.reader() as tx:
         row = tx.get(WebhookDelivery, queued.delivery_id)
         assert row is not None and row.status == PENDING and row.lease_expires_at is not None

@@ -79,6 +79,8 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     # Do not wait for handlers still sleeping through a delay when closing.
     block_on_close = False
+    # Dispatchers open many connections at once; the default backlog of 5 resets some of them.
+    request_queue_size = 128
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A caller that timed out closes its end; the late answer then fails to write. Expected.
