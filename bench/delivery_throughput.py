@@ -394,6 +394,15 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of a running process and of its children (engine serve's gateway and worker)."""
+    children: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            children += [int(child) for child in (task / "children").read_text().split()]
+    return process_cpu_seconds(pid) + sum(process_cpu_seconds(child) for child in children)
+
+
 @dataclass
 class EngineProcess:
     process: subprocess.Popen[bytes]
@@ -401,7 +410,7 @@ class EngineProcess:
     sessions: tuple[str, ...]
 
     def cpu_seconds(self) -> float:
-        return process_cpu_seconds(self.process.pid)
+        return tree_cpu_seconds(self.process.pid)
 
 
 @contextlib.contextmanager
@@ -429,6 +438,7 @@ def engine_process(
         ENGINE_WEBHOOK_ALLOW_PRIVATE_NETWORKS="true",
     )
     for name in (
+        "ENGINE_CHILD_PROCESSES",
         "ENGINE_GRPC_WORKERS",
         "ENGINE_WEBHOOK_CONCURRENCY",
         "ENGINE_WEBHOOK_CONCURRENCY_PER_DASHBOARD",

@@ -32,7 +32,6 @@ import grpc
 
 from engine.app import Engine, build_engine
 from engine.config import SecretStr, Settings
-from engine.gateway.process import GatewayProcess
 from engine.logs import configure_logging
 from workflow_engine.v1 import registry_pb2
 
@@ -162,9 +161,8 @@ def bench_settings(workdir: Path) -> Settings:
 
 
 def engine_cpu_seconds(engine: Engine) -> float:
-    """CPU time the engine has used so far: this process, and its REST gateway's if that has its own."""
-    gateway = engine.http
-    return time.process_time() + (gateway.cpu_seconds() if isinstance(gateway, GatewayProcess) else 0.0)
+    """CPU time the engine has used so far: this process and its child processes (gateway, worker)."""
+    return time.process_time() + sum(child.cpu_seconds() for child in engine.children())
 
 
 @contextlib.contextmanager

@@ -305,7 +305,7 @@ def stub_waha() -> Iterator[str]:
 @contextlib.contextmanager
 def ingress_engine(settings: Settings) -> Iterator[tuple[Engine, str]]:
     """The engine with its gateway, one dashboard and one WAHA session paired through the ingress."""
-    engine: Engine = build_engine(settings, serve_http=True, gateway_process=True)
+    engine: Engine = build_engine(settings, serve_http=True, child_processes=True)
     # The dashboard's webhooks go to the stub (delivered only when the dispatcher runs).
     engine.registry.register(
         AGENCY_ID, "Benchmark dashboard", settings.waha_url + DASHBOARD_PATH, secrets.token_urlsafe(32)

@@ -214,7 +214,7 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]
 @contextlib.contextmanager
 def gateway_engine(settings: Settings) -> Iterator[tuple[Engine, str]]:
     """The real engine with its REST gateway and one registered dashboard; yields it and the key."""
-    engine: Engine = build_engine(settings, serve_http=True, gateway_process=True)
+    engine: Engine = build_engine(settings, serve_http=True, child_processes=True)
     registration = engine.registry.register(
         AGENCY_ID, "Benchmark dashboard", "https://dashboard.example.com/webhook", secrets.token_urlsafe(32)
     )

@@ -17,6 +17,7 @@ from engine.admin.servicer import AdminServicer
 from engine.admin.ui import admin_assets
 from engine.auth.credentials import derive_gateway_token, derive_key
 from engine.auth.guard import AccessGuard
+from engine.children import ChildProcess
 from engine.config import Settings
 from engine.crypto import SecretCipher
 from engine.gateway.app import Gateway, OpsEndpoints
@@ -64,9 +65,16 @@ class Engine:
     grpc: GrpcServer
     dispatcher: Dispatcher | None = None
     http: GatewayServer | GatewayProcess | None = None
+    #: `engine worker` as a child process delivering the webhooks (instead of `dispatcher.start()`).
+    worker: ChildProcess | None = None
     #: How often gRPC health is brought in line with the database's reachability.
     health_check_seconds: float = 5.0
     _stopping: threading.Event = field(default_factory=threading.Event)
+
+    def children(self) -> list[ChildProcess]:
+        """The engine's child processes (gateway, worker), when it runs them."""
+        gateway = self.http.child if isinstance(self.http, GatewayProcess) else None
+        return [child for child in (gateway, self.worker) if child is not None]
 
     @property
     def grpc_port(self) -> int:
@@ -85,7 +93,9 @@ class Engine:
         self.grpc.start()
         if self.http is not None:
             self.http.start()
-        if self.dispatcher is not None and self.settings.run_dispatcher:
+        if self.worker is not None:
+            self.worker.start()
+        elif self.dispatcher is not None and self.settings.run_dispatcher:
             self.dispatcher.start()
         threading.Thread(target=self._follow_database, name="health", daemon=True).start()
         log.info(
@@ -118,6 +128,8 @@ class Engine:
         if self.http is not None:
             self.http.stop()
         self.grpc.stop(grace_seconds)
+        if self.worker is not None:
+            self.worker.stop(grace_seconds)
         if self.dispatcher is not None:
             self.dispatcher.stop(grace_seconds)
         for provider in self.providers.values():
@@ -126,11 +138,12 @@ class Engine:
         log.info("engine stopped")
 
 
-def build_engine(settings: Settings, *, serve_http: bool = True, gateway_process: bool = False) -> Engine:
+def build_engine(settings: Settings, *, serve_http: bool = True, child_processes: bool = False) -> Engine:
     """Create (but do not start) an engine from `settings`; migrates first when configured to.
 
-    With `gateway_process` the REST gateway runs as a child process (`engine gateway`), else on
-    a thread of this process.
+    With `child_processes` the REST gateway (`engine gateway`) and the dispatcher (`engine
+    worker`, woken through its stdin when an event is committed) run as child processes, else
+    on threads of this process.
     """
     settings.require_serving_secrets()
     database = Database(settings.database_url)
@@ -148,7 +161,11 @@ def build_engine(settings: Settings, *, serve_http: bool = True, gateway_process
     # Always built: SendTestWebhook delivers through it at once, even where `engine worker`
     # processes do the rest; it only runs its claim loop when this process is a dispatcher.
     dispatcher = build_dispatcher(settings, database, registry)
-    outbox = Outbox(wake=dispatcher.wake if settings.run_dispatcher else None)
+    worker = delivery_worker(settings) if child_processes and settings.run_dispatcher else None
+    if worker is not None:
+        outbox = Outbox(wake=functools.partial(worker.write, WAKE_UP))
+    else:
+        outbox = Outbox(wake=dispatcher.wake if settings.run_dispatcher else None)
     providers = build_providers(settings, ingress_base)
     ingress = ProviderIngress(database, providers, publish=outbox.publish, count=metrics.count_provider_event)
     sandbox = providers["sandbox"]
@@ -199,10 +216,11 @@ def build_engine(settings: Settings, *, serve_http: bool = True, gateway_process
         metrics,
         server,
         dispatcher,
+        worker=worker,
     )
     if http_socket is not None:
         upstream = f"{loopback_host(settings.grpc_addr)}:{server.port}"
-        if gateway_process:
+        if child_processes:
             engine.http = GatewayProcess(http_socket, upstream, gateway_environment(settings))
         else:
             ops = OpsEndpoints(
@@ -241,6 +259,35 @@ def gateway_environment(settings: Settings) -> dict[str, str]:
         "ENGINE_SECRET_KEY": settings.secret_key.get(),
         "ENGINE_HTTP_MAX_BODY_BYTES": str(settings.http_max_body_bytes),
         "ENGINE_LOG_LEVEL": settings.log_level,
+    }
+
+
+#: What the engine writes to its worker's stdin when an event is committed.
+WAKE_UP = b"\n"
+
+
+def delivery_worker(settings: Settings) -> ChildProcess:
+    """`engine worker` as a child process, woken through its stdin (`WAKE_UP`)."""
+    return ChildProcess(
+        "webhook dispatcher", ["worker", "--wake-on-stdin"], worker_environment(settings), with_stdin=True
+    )
+
+
+def worker_environment(settings: Settings) -> dict[str, str]:
+    """What a worker process needs of `settings`, as the environment variables it reads."""
+    return {
+        "ENGINE_API_KEY": settings.master_api_key.get(),
+        "WORKFLOW_ENGINE_INTERNAL_PSK": settings.internal_psk.get(),
+        "ENGINE_SECRET_KEY": settings.secret_key.get(),
+        "ENGINE_DATABASE_URL": settings.database_url,
+        "ENGINE_AUTO_MIGRATE": "false",  # the engine migrated before starting it
+        "ENGINE_LOG_LEVEL": settings.log_level,
+        "ENGINE_WEBHOOK_TIMEOUT_SECONDS": str(settings.webhook_timeout_seconds),
+        "ENGINE_WEBHOOK_RETRY_SCHEDULE": ",".join(f"{delay:g}" for delay in settings.webhook_retry_schedule),
+        "ENGINE_WEBHOOK_DISABLE_AFTER_HOURS": str(settings.webhook_disable_after_hours),
+        "ENGINE_WEBHOOK_CONCURRENCY": str(settings.webhook_concurrency),
+        "ENGINE_WEBHOOK_CONCURRENCY_PER_DASHBOARD": str(settings.webhook_concurrency_per_dashboard),
+        "ENGINE_ALLOW_PRIVATE_WEBHOOK_URLS": str(settings.allow_private_webhook_urls).lower(),
     }
 
 

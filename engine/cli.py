@@ -12,6 +12,7 @@ import signal
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
@@ -32,7 +33,12 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="run the gRPC server (migrates first unless ENGINE_AUTO_MIGRATE=false)")
     commands.add_parser("migrate", help="apply database migrations and exit")
-    commands.add_parser("worker", help="only deliver webhooks (the dispatcher role of `engine serve`)")
+    worker = commands.add_parser(
+        "worker", help="only deliver webhooks (the dispatcher role of `engine serve`)"
+    )
+    # How `engine serve` runs its worker child: woken by a line on stdin when an event is committed.
+    worker.add_argument("--wake-on-stdin", action="store_true", help=argparse.SUPPRESS)
+    worker.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
     gateway = commands.add_parser(
         "gateway", help="run only the REST gateway, in front of a running gRPC server"
     )
@@ -53,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "gateway":
             return serve_gateway(settings, args.upstream, args.listen_fd, args.parent_pid)
         if args.command == "worker":
-            return run_worker(settings)
+            return run_worker(settings, args.wake_on_stdin, args.parent_pid)
         return write_dev_credentials(args.path)
     except ConfigError as error:
         print(f"engine: configuration error: {error}", file=sys.stderr)
@@ -62,11 +68,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def serve(settings: Settings) -> int:
     """Run until SIGTERM or SIGINT, then shut down gracefully."""
-    if settings.gateway_process:
+    if settings.child_processes:
         share_metrics_with_children()
     from engine.app import build_engine
 
-    engine = build_engine(settings, gateway_process=settings.gateway_process)
+    engine = build_engine(settings, child_processes=settings.child_processes)
     engine.start()
     print(f"engine: gRPC listening on {settings.grpc_addr.rpartition(':')[0]}:{engine.grpc_port}", flush=True)
     print(
@@ -79,9 +85,14 @@ def serve(settings: Settings) -> int:
     return 0
 
 
-def run_worker(settings: Settings) -> int:
-    """Deliver webhooks until SIGTERM or SIGINT; any number of workers may share one database."""
+def run_worker(settings: Settings, wake_on_stdin: bool = False, parent_pid: int | None = None) -> int:
+    """Deliver webhooks until SIGTERM or SIGINT; any number of workers may share one database.
+
+    As `engine serve`'s child it ends with its parent and looks for due rows whenever a line
+    arrives on stdin (the parent commits an event), besides polling.
+    """
     from engine.app import build_dispatcher
+    from engine.children import die_with_parent
     from engine.crypto import SecretCipher
     from engine.registry.service import RegistryService
     from engine.store import migrate
@@ -91,15 +102,27 @@ def run_worker(settings: Settings) -> int:
     database = Database(settings.database_url)
     if settings.auto_migrate:
         migrate.upgrade(database)
+    if parent_pid is not None:
+        die_with_parent(parent_pid)
     registry = RegistryService(database, SecretCipher(settings.secret_key.get()))
     dispatcher = build_dispatcher(settings, database, registry)
     dispatcher.start()
-    print("engine: delivering webhooks", flush=True)
+    if wake_on_stdin:
+        threading.Thread(target=_wake_on_lines, args=(dispatcher.wake,), name="wake", daemon=True).start()
+    else:
+        print("engine: delivering webhooks", flush=True)
     _wait_for_signal()
     dispatcher.stop()
     database.dispose()
     shutdown_logging()
     return 0
+
+
+def _wake_on_lines(wake: Callable[[], None]) -> None:
+    """Call `wake` for every read of stdin that brings lines, until it is closed."""
+    while chunk := os.read(sys.stdin.fileno(), 4096):
+        if chunk:
+            wake()
 
 
 def share_metrics_with_children() -> None:
@@ -133,8 +156,8 @@ def serve_gateway(
     import socket
 
     from engine.app import openapi_document, rest_gateway
+    from engine.children import die_with_parent
     from engine.gateway.app import OpsEndpoints
-    from engine.gateway.process import die_with_parent
     from engine.gateway.server import GatewayServer
     from engine.metrics import CONTENT_TYPE, EngineMetrics
 

@@ -71,9 +71,9 @@ class Settings:
     grpc_addr: str = "127.0.0.1:50051"
     #: ENGINE_HTTP_ADDR — host:port of the REST gateway.
     http_addr: str = "127.0.0.1:8080"
-    #: ENGINE_GATEWAY_PROCESS — `engine serve` runs the REST gateway in a child process of its own
-    #: (another core: one process has one GIL); false runs it on a thread of the engine's process.
-    gateway_process: bool = True
+    #: ENGINE_CHILD_PROCESSES — `engine serve` runs the REST gateway and the webhook dispatcher as
+    #: child processes (each on a core of its own: one process has one GIL); false: on threads.
+    child_processes: bool = True
     #: ENGINE_HTTP_MAX_BODY_BYTES — larger REST request bodies are refused with 413.
     http_max_body_bytes: int = 1024 * 1024
     #: ENGINE_RATE_LIMIT_RPS — default sustained requests per second per credential.
@@ -110,7 +110,7 @@ class Settings:
     #: ENGINE_WEBHOOK_CONCURRENCY — deliveries in flight at once, in total.
     webhook_concurrency: int = 32
     #: ENGINE_WEBHOOK_CONCURRENCY_PER_DASHBOARD — deliveries in flight at once to one dashboard.
-    webhook_concurrency_per_dashboard: int = 4
+    webhook_concurrency_per_dashboard: int = 16
     #: ENGINE_ALLOW_PRIVATE_WEBHOOK_URLS — allow dashboard URLs on loopback/private addresses
     #: (off by default: a dashboard URL must not reach the engine's own network).
     allow_private_webhook_urls: bool = False
@@ -128,7 +128,7 @@ class Settings:
             database_url=env.get("ENGINE_DATABASE_URL") or default_database_url(),
             grpc_addr=_address(env, "ENGINE_GRPC_ADDR", cls.grpc_addr),
             http_addr=_address(env, "ENGINE_HTTP_ADDR", cls.http_addr),
-            gateway_process=_flag(env, "ENGINE_GATEWAY_PROCESS", cls.gateway_process),
+            child_processes=_flag(env, "ENGINE_CHILD_PROCESSES", cls.child_processes),
             http_max_body_bytes=_number(
                 env, "ENGINE_HTTP_MAX_BODY_BYTES", cls.http_max_body_bytes, int, minimum=1
             ),

@@ -1,4 +1,5 @@
-"""`engine serve` runs the REST gateway as a child process: metrics, supervision, dying together."""
+"""`engine serve` runs its REST gateway and its dispatcher as child processes: metrics, delivery,
+supervision, dying together."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ import httpx
 import pytest
 
 from tests.integration.test_serve_process import ENGINE, engine_env, free_port, wait_serving
+from tests.support.receiver import WebhookReceiver
 from tests.support.rpc import api_key_auth, register
-from workflow_engine.v1 import registry_pb2, registry_pb2_grpc
+from workflow_engine.v1 import registry_pb2, registry_pb2_grpc, sessions_pb2, sessions_pb2_grpc
 
 
 class Served:
@@ -35,6 +37,17 @@ class Served:
             children += [int(pid) for pid in (task / "children").read_text().split()]
         return children
 
+    def child(self, command: str) -> int:
+        """The process id of the one child running `engine <command>`."""
+        (pid,) = [pid for pid in self.children() if _command_of(pid)[1:2] == [command]]
+        return pid
+
+
+def _command_of(pid: int) -> list[str]:
+    """The arguments after `python -m`: ["engine", "<command>", ...]."""
+    arguments = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+    return arguments[arguments.index("-m") + 1 :] if "-m" in arguments else arguments
+
 
 def _serve(tmp_path: Path, **extra: str) -> Served:
     grpc_port, http_port = free_port(), free_port()
@@ -42,6 +55,8 @@ def _serve(tmp_path: Path, **extra: str) -> Served:
         tmp_path,
         ENGINE_GRPC_ADDR=f"127.0.0.1:{grpc_port}",
         ENGINE_HTTP_ADDR=f"127.0.0.1:{http_port}",
+        ENGINE_ALLOW_PRIVATE_WEBHOOK_URLS="true",
+        ENGINE_SANDBOX_PAIRING_SECONDS="0",
         **extra,
     )
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
@@ -52,6 +67,8 @@ def _serve(tmp_path: Path, **extra: str) -> Served:
     with grpc.insecure_channel(served.grpc_target) as channel:
         wait_serving(channel, process)
     _wait_for(lambda: _answers(served.base), "the REST gateway to answer")
+    children = 0 if extra.get("ENGINE_CHILD_PROCESSES") == "false" else 2
+    _wait_for(lambda: len(served.children()) == children, f"{children} child processes")
     return served
 
 
@@ -104,11 +121,8 @@ def _metric(text: str, prefix: str) -> float:
     return values[0]
 
 
-def test_gateway_is_a_child_process_and_metrics_cover_both_processes(served: Served) -> None:
-    children = served.children()
-    assert len(children) == 1
-    command = Path(f"/proc/{children[0]}/cmdline").read_bytes().split(b"\0")
-    assert b"gateway" in command
+def test_gateway_and_worker_are_child_processes_and_metrics_cover_them(served: Served) -> None:
+    assert sorted(_command_of(pid)[1] for pid in served.children()) == ["gateway", "worker"]
     with grpc.insecure_channel(served.grpc_target) as channel:
         key = register(channel, "split_agency").api_key
         registry_pb2_grpc.RegistryServiceStub(channel).GetDashboardConfig(
@@ -134,30 +148,52 @@ def test_gateway_is_a_child_process_and_metrics_cover_both_processes(served: Ser
     assert _metric(text, f'engine_http_requests_total{{{route},status="401"}}') == 1
 
 
-def test_a_gateway_that_dies_is_started_again(served: Served) -> None:
-    (first,) = served.children()
+def test_the_worker_child_delivers(served: Served) -> None:
+    with WebhookReceiver() as receiver, grpc.insecure_channel(served.grpc_target) as channel:
+        key = register(channel, "worker_agency", dashboard_url=receiver.url).api_key
+        sessions = sessions_pb2_grpc.SessionsServiceStub(channel)
+        auth = api_key_auth(key)
+        session = sessions.CreateSession(
+            sessions_pb2.CreateSessionRequest(agency_id="worker_agency", tenant_id="t1"), metadata=auth
+        ).session
+        sessions.StartSession(
+            sessions_pb2.StartSessionRequest(
+                agency_id="worker_agency", tenant_id="t1", session_id=session.session_id
+            ),
+            metadata=auth,
+        )
+        # Delivered by the worker process (the engine's own dispatcher is not started).
+        receiver.wait_for(1, timeout=10)
+    assert {request.json["type"] for request in receiver.requests} == {"session.status"}
+
+
+@pytest.mark.parametrize("command", ["gateway", "worker"])
+def test_a_child_that_dies_is_started_again(served: Served, command: str) -> None:
+    first = served.child(command)
     os.kill(first, signal.SIGKILL)
-    _wait_for(lambda: served.children() not in ([], [first]), "a new gateway process")
+    _wait_for(lambda: first not in served.children() and len(served.children()) == 2, f"a new {command}")
     _wait_for(lambda: _answers(served.base), "the new gateway to answer")
     assert httpx.get(f"{served.base}/readyz").status_code == 200
     stderr = _stop(served)
     assert served.process.returncode == 0
-    assert "REST gateway process exited; starting it again" in stderr
+    name = "REST gateway" if command == "gateway" else "webhook dispatcher"
+    assert f"{name} process exited; starting it again" in stderr
 
 
-def test_the_gateway_dies_with_a_killed_engine_and_frees_the_port(tmp_path: Path) -> None:
+def test_the_children_die_with_a_killed_engine_and_free_the_port(tmp_path: Path) -> None:
     served = _serve(tmp_path)
-    (child,) = served.children()
+    children = served.children()
+    assert len(children) == 2
     served.process.kill()
     served.process.communicate(timeout=30)
-    _wait_for(lambda: not _alive(child), "the orphaned gateway to exit", timeout=10)
+    _wait_for(lambda: not any(_alive(child) for child in children), "the orphans to exit", timeout=10)
     with socket.socket() as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", served.http_port))  # free again: nobody listens on it
 
 
-def test_gateway_on_a_thread_when_configured(tmp_path: Path) -> None:
-    served = _serve(tmp_path, ENGINE_GATEWAY_PROCESS="false")
+def test_gateway_and_dispatcher_on_threads_when_configured(tmp_path: Path) -> None:
+    served = _serve(tmp_path, ENGINE_CHILD_PROCESSES="false")
     try:
         assert served.children() == []
         assert "engine_auth_failures_total 0.0" in httpx.get(f"{served.base}/metrics").text
