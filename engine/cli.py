@@ -120,9 +120,8 @@ def run_worker(settings: Settings, wake_on_stdin: bool = False, parent_pid: int 
 
 def _wake_on_lines(wake: Callable[[], None]) -> None:
     """Call `wake` for every read of stdin that brings lines, until it is closed."""
-    while chunk := os.read(sys.stdin.fileno(), 4096):
-        if chunk:
-            wake()
+    while os.read(sys.stdin.fileno(), 4096):
+        wake()
 
 
 def share_metrics_with_children() -> None:
