@@ -42,10 +42,17 @@ class Served:
         (pid,) = [pid for pid in self.children() if _command_of(pid)[1:2] == [command]]
         return pid
 
+    def commands(self) -> list[str]:
+        """The `engine` commands the children run, sorted (a child not yet exec'd shows "serve")."""
+        return sorted((_command_of(pid)[1:2] or ["?"])[0] for pid in self.children())
+
 
 def _command_of(pid: int) -> list[str]:
-    """The arguments after `python -m`: ["engine", "<command>", ...]."""
-    arguments = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+    """The arguments after `python -m`: ["engine", "<command>", ...] ([] once it has exited)."""
+    try:
+        arguments = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+    except OSError:
+        return []
     return arguments[arguments.index("-m") + 1 :] if "-m" in arguments else arguments
 
 
@@ -67,8 +74,9 @@ def _serve(tmp_path: Path, **extra: str) -> Served:
     with grpc.insecure_channel(served.grpc_target) as channel:
         wait_serving(channel, process)
     _wait_for(lambda: _answers(served.base), "the REST gateway to answer")
-    children = 0 if extra.get("ENGINE_CHILD_PROCESSES") == "false" else 2
-    _wait_for(lambda: len(served.children()) == children, f"{children} child processes")
+    # A child counts once it runs its command: before its exec it still shows the parent's.
+    children = [] if extra.get("ENGINE_CHILD_PROCESSES") == "false" else ["gateway", "worker"]
+    _wait_for(lambda: served.commands() == children, f"the child processes {children}")
     return served
 
 
@@ -122,7 +130,7 @@ def _metric(text: str, prefix: str) -> float:
 
 
 def test_gateway_and_worker_are_child_processes_and_metrics_cover_them(served: Served) -> None:
-    assert sorted(_command_of(pid)[1] for pid in served.children()) == ["gateway", "worker"]
+    assert served.commands() == ["gateway", "worker"]
     with grpc.insecure_channel(served.grpc_target) as channel:
         key = register(channel, "split_agency").api_key
         registry_pb2_grpc.RegistryServiceStub(channel).GetDashboardConfig(
@@ -171,7 +179,10 @@ def test_the_worker_child_delivers(served: Served) -> None:
 def test_a_child_that_dies_is_started_again(served: Served, command: str) -> None:
     first = served.child(command)
     os.kill(first, signal.SIGKILL)
-    _wait_for(lambda: first not in served.children() and len(served.children()) == 2, f"a new {command}")
+    _wait_for(
+        lambda: first not in served.children() and served.commands() == ["gateway", "worker"],
+        f"a new {command}",
+    )
     _wait_for(lambda: _answers(served.base), "the new gateway to answer")
     assert httpx.get(f"{served.base}/readyz").status_code == 200
     stderr = _stop(served)

@@ -190,8 +190,11 @@ def test_two_dispatchers_on_one_database_deliver_every_event_exactly_once(
     with live.engine.database.reader() as tx:
         assert tx.scalar(select(func.count()).select_from(DeliveryAttempt)) == 200
         assert set(tx.scalars(select(WebhookDelivery.attempt_count))) == {1}
-    # Both took part, and neither attempted what the other did.
-    assert by_first and by_second
+    # Neither attempted what the other did; on PostgreSQL both took part. (SQLite has one
+    # writer at a time and its lock is not fair: a dispatcher that keeps claiming may take
+    # every row before the other gets the lock, which is allowed, a double attempt is not.)
+    if backend == "postgres":
+        assert by_first and by_second
     assert len(by_first) + len(by_second) == 200
     assert not set(by_first) & set(by_second)
 
