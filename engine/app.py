@@ -9,7 +9,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from engine import __version__
 from engine.admin.service import AdminService
@@ -38,6 +38,7 @@ from engine.sessions.providers.waha import WahaProvider
 from engine.sessions.service import SessionService
 from engine.sessions.servicer import SessionsServicer
 from engine.store import migrate
+from engine.store.base import utcnow
 from engine.store.database import Database
 from engine.webhooks.deliveries import DeliveryService
 from engine.webhooks.dispatcher import Dispatcher, DispatcherConfig, RetryPolicy
@@ -221,7 +222,7 @@ def build_engine(settings: Settings, *, serve_http: bool = True, child_processes
     if http_socket is not None:
         upstream = f"{loopback_host(settings.grpc_addr)}:{server.port}"
         if child_processes:
-            engine.http = GatewayProcess(http_socket, upstream, gateway_environment(settings))
+            engine.http = GatewayProcess(http_socket, upstream, child_environment(settings))
         else:
             ops = OpsEndpoints(
                 ready=lambda: _database_ready(database),
@@ -253,15 +254,6 @@ def rest_gateway(
     )
 
 
-def gateway_environment(settings: Settings) -> dict[str, str]:
-    """What a gateway process needs of `settings`, as the environment variables it reads."""
-    return {
-        "ENGINE_SECRET_KEY": settings.secret_key.get(),
-        "ENGINE_HTTP_MAX_BODY_BYTES": str(settings.http_max_body_bytes),
-        "ENGINE_LOG_LEVEL": settings.log_level,
-    }
-
-
 #: What the engine writes to its worker's stdin when an event is committed.
 WAKE_UP = b"\n"
 
@@ -269,12 +261,13 @@ WAKE_UP = b"\n"
 def delivery_worker(settings: Settings) -> ChildProcess:
     """`engine worker` as a child process, woken through its stdin (`WAKE_UP`)."""
     return ChildProcess(
-        "webhook dispatcher", ["worker", "--wake-on-stdin"], worker_environment(settings), with_stdin=True
+        "webhook dispatcher", ["worker", "--wake-on-stdin"], child_environment(settings), with_stdin=True
     )
 
 
-def worker_environment(settings: Settings) -> dict[str, str]:
-    """What a worker process needs of `settings`, as the environment variables it reads."""
+def child_environment(settings: Settings) -> dict[str, str]:
+    """What the engine's child processes (gateway, worker) need of `settings`, as the environment
+    variables they read: the engine's settings may not have come from the environment."""
     return {
         "ENGINE_API_KEY": settings.master_api_key.get(),
         "WORKFLOW_ENGINE_INTERNAL_PSK": settings.internal_psk.get(),
@@ -282,6 +275,7 @@ def worker_environment(settings: Settings) -> dict[str, str]:
         "ENGINE_DATABASE_URL": settings.database_url,
         "ENGINE_AUTO_MIGRATE": "false",  # the engine migrated before starting it
         "ENGINE_LOG_LEVEL": settings.log_level,
+        "ENGINE_HTTP_MAX_BODY_BYTES": str(settings.http_max_body_bytes),
         "ENGINE_WEBHOOK_TIMEOUT_SECONDS": str(settings.webhook_timeout_seconds),
         "ENGINE_WEBHOOK_RETRY_SCHEDULE": ",".join(f"{delay:g}" for delay in settings.webhook_retry_schedule),
         "ENGINE_WEBHOOK_DISABLE_AFTER_HOURS": str(settings.webhook_disable_after_hours),
@@ -296,7 +290,12 @@ def engine_signer(settings: Settings) -> EngineSigner:
     return EngineSigner(derive_key(settings.secret_key.get(), "webhook-ed25519"))
 
 
-def build_dispatcher(settings: Settings, database: Database, registry: RegistryService) -> Dispatcher:
+def build_dispatcher(
+    settings: Settings,
+    database: Database,
+    registry: RegistryService,
+    clock: Callable[[], datetime] = utcnow,
+) -> Dispatcher:
     """The webhook dispatcher configured from `settings` (`engine serve` and `engine worker`)."""
     config = DispatcherConfig(
         policy=RetryPolicy(settings.webhook_retry_schedule),
@@ -307,7 +306,12 @@ def build_dispatcher(settings: Settings, database: Database, registry: RegistryS
         allow_private_webhook_urls=settings.allow_private_webhook_urls,
     )
     return Dispatcher(
-        database, registry.delivery_target, engine_signer(settings), config, on_status_change=registry.forget
+        database,
+        registry.delivery_target,
+        engine_signer(settings),
+        config,
+        on_status_change=registry.forget,
+        clock=clock,
     )
 
 

@@ -56,11 +56,7 @@ def _driver_connection(tx: Session) -> tuple[Any, Dialect]:
     cached = tx.info.get(_DRIVER_CONNECTION)
     if cached is None or cached[0] is not transaction:
         connection = tx.connection()
-        cached = tx.info[_DRIVER_CONNECTION] = (
-            tx.get_transaction(),
-            connection.connection,
-            connection.dialect,
-        )
+        cached = tx.info[_DRIVER_CONNECTION] = (transaction, connection.connection, connection.dialect)
     return cached[1], cached[2]
 
 

@@ -82,7 +82,7 @@ class DispatcherConfig:
     timeout_seconds: float = 15.0
     disable_after: timedelta = timedelta(hours=120)
     concurrency: int = 32
-    concurrency_per_dashboard: int = 4
+    concurrency_per_dashboard: int = 16
     allow_private_webhook_urls: bool = False
     #: How often an idle dispatcher looks for due rows (it is also woken by new events).
     poll_seconds: float = 0.25
@@ -115,13 +115,15 @@ class _Claimed:
 _DELIVERIES = table_of(WebhookDelivery)
 _REGISTRATIONS = table_of(DashboardRegistration)
 _INSERT_ATTEMPTS = insert(table_of(DeliveryAttempt))
-_CLAIMED_COLUMNS = (
+#: A delivery's `_Claimed` columns and its dashboard's status.
+_SELECT_CLAIMABLE = select(
     _DELIVERIES.c.delivery_id,
     _DELIVERIES.c.agency_id,
     _DELIVERIES.c.event_id,
     _DELIVERIES.c.payload,
     _DELIVERIES.c.attempt_count,
-)
+    _REGISTRATIONS.c.status,
+).join(_REGISTRATIONS, _REGISTRATIONS.c.agency_id == _DELIVERIES.c.agency_id)
 
 
 class Dispatcher:
@@ -295,14 +297,10 @@ class Dispatcher:
     def _due_query(now: datetime, at_cap: list[str], limit: int) -> Select[Any]:
         """The oldest due, unleased rows of dashboards not at their share, with each dashboard's
         status; the rows locked (PostgreSQL) and skipped when another worker locked them."""
-        query = (
-            select(*_CLAIMED_COLUMNS, _REGISTRATIONS.c.status)
-            .join(_REGISTRATIONS, _REGISTRATIONS.c.agency_id == _DELIVERIES.c.agency_id)
-            .where(
-                _DELIVERIES.c.status == PENDING,
-                _DELIVERIES.c.next_attempt_at <= now,
-                or_(_DELIVERIES.c.lease_expires_at.is_(None), _DELIVERIES.c.lease_expires_at <= now),
-            )
+        query = _SELECT_CLAIMABLE.where(
+            _DELIVERIES.c.status == PENDING,
+            _DELIVERIES.c.next_attempt_at <= now,
+            or_(_DELIVERIES.c.lease_expires_at.is_(None), _DELIVERIES.c.lease_expires_at <= now),
         )
         if at_cap:
             query = query.where(_DELIVERIES.c.agency_id.not_in(at_cap))
@@ -332,11 +330,7 @@ class Dispatcher:
     def deliver(self, delivery_id: str) -> None:
         """Make one attempt of a delivery already claimed by the caller, and record its outcome."""
         with self._db.reader() as tx:
-            row = tx.execute(
-                select(*_CLAIMED_COLUMNS, _REGISTRATIONS.c.status)
-                .join(_REGISTRATIONS, _REGISTRATIONS.c.agency_id == _DELIVERIES.c.agency_id)
-                .where(_DELIVERIES.c.delivery_id == delivery_id)
-            ).one_or_none()
+            row = tx.execute(_SELECT_CLAIMABLE.where(_DELIVERIES.c.delivery_id == delivery_id)).one_or_none()
         if row is None:
             return
         *columns, status = row
@@ -482,14 +476,7 @@ class Dispatcher:
         outcome: _Outcome,
         now: datetime,
     ) -> bool:
-        """Set the delivery's next state; True if this outcome disabled the dashboard's webhooks."""
-        if outcome.succeeded:
-            delivery.status = SUCCEEDED
-            delivery.succeeded_at = now
-            delivery.next_attempt_at = None
-            if registration is not None:
-                registration.webhooks_failing_since = None
-            return False
+        """Set the next state after a failed attempt; True if it disabled the dashboard's webhooks."""
         disable_reason = ""
         if registration is not None:
             failing_since = registration.webhooks_failing_since or now

@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 from sqlalchemy import event, func, select
 
-from engine.app import build_dispatcher, engine_signer
+from engine.app import build_dispatcher
 from engine.crypto import SecretCipher
 from engine.registry.models import STATUS_WEBHOOKS_DISABLED, DashboardRegistration
 from engine.registry.service import RegistryService
 from engine.store.base import utcnow
 from engine.store.database import Database
-from engine.webhooks.dispatcher import Dispatcher, DispatcherConfig, RetryPolicy
+from engine.webhooks.dispatcher import Dispatcher
 from engine.webhooks.models import HELD, PENDING, SUCCEEDED, DeliveryAttempt, WebhookDelivery
 from engine.webhooks.outbox import Outbox
 from tests.conftest import BACKENDS, LiveEngine
@@ -74,22 +74,7 @@ class Clock:
 
 def dispatcher_for(live: LiveEngine, clock: Callable[[], datetime]) -> Dispatcher:
     """A dispatcher configured like the engine's, on its database, with its own clock."""
-    settings = live.engine.settings
-    config = DispatcherConfig(
-        policy=RetryPolicy(settings.webhook_retry_schedule),
-        timeout_seconds=settings.webhook_timeout_seconds,
-        disable_after=timedelta(hours=settings.webhook_disable_after_hours),
-        concurrency=settings.webhook_concurrency,
-        concurrency_per_dashboard=settings.webhook_concurrency_per_dashboard,
-        allow_private_webhook_urls=settings.allow_private_webhook_urls,
-    )
-    return Dispatcher(
-        live.engine.database,
-        live.engine.registry.delivery_target,
-        engine_signer(settings),
-        config,
-        clock=clock,
-    )
+    return build_dispatcher(live.engine.settings, live.engine.database, live.engine.registry, clock)
 
 
 def send_tests(live: LiveEngine, api_key: str, count: int, prefix: str = "") -> list[webhook_pb2.Delivery]:
