@@ -852,7 +852,7 @@ def _print_report(
     elapsed: float,
 ) -> None:
     concurrency = os.environ.get("ENGINE_WEBHOOK_CONCURRENCY", "32")
-    per_dashboard = os.environ.get("ENGINE_WEBHOOK_CONCURRENCY_PER_DASHBOARD", "4")
+    per_dashboard = os.environ.get("ENGINE_WEBHOOK_CONCURRENCY_PER_DASHBOARD", "16")
     print("Delivery throughput: WAHA webhooks in at the ingress -> signed webhooks out at a dashboard")
     print(f"  machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
     print(

@@ -6,14 +6,15 @@ work costs several times what the database takes to run them; see DriverStatemen
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
-from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql import ClauseElement, bindparam
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import BindParameter
 
 _DRIVER_CONNECTION = "driver_connection"
 
@@ -37,10 +38,7 @@ class DriverStatement:
     def execute(self, tx: Session, params: dict[str, Any]) -> Any:
         """Run the statement in `tx` with `params` (a value for every parameter); the DBAPI cursor."""
         driver, dialect = _driver_connection(tx)
-        key = (dialect.name, tuple(params))
-        compiled = self._compiled.get(key)
-        if compiled is None:
-            compiled = self._compiled[key] = _Compiled(self._build(tx), dialect, params)
+        compiled = self._compiled_for(tx, dialect, params)
         arguments = compiled.arguments(params)
         cursor = driver.cursor()
         try:
@@ -48,6 +46,45 @@ class DriverStatement:
         except dialect.loaded_dbapi.Error as error:
             raise DBAPIError.instance(compiled.sql, arguments, error, dialect.loaded_dbapi.Error) from error
         return cursor
+
+    def execute_many(self, tx: Session, rows: Sequence[dict[str, Any]]) -> None:
+        """Run the statement in `tx` once per row of `rows` (each with the same parameters)."""
+        driver, dialect = _driver_connection(tx)
+        compiled = self._compiled_for(tx, dialect, rows[0])
+        arguments = [compiled.arguments(row) for row in rows]
+        cursor = driver.cursor()
+        try:
+            cursor.executemany(compiled.sql, arguments)
+        except dialect.loaded_dbapi.Error as error:
+            raise DBAPIError.instance(compiled.sql, arguments, error, dialect.loaded_dbapi.Error) from error
+
+    def _compiled_for(self, tx: Session, dialect: Dialect, params: dict[str, Any]) -> _Compiled:
+        key = (dialect.name, tuple(params))
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            compiled = self._compiled[key] = _Compiled(self._build(tx), dialect, params)
+        return compiled
+
+
+class ListStatement:
+    """A DriverStatement with one `IN (…)` list, compiled once per length of the list.
+
+    `build(tx, items)` makes the statement with `items`, one bound parameter per element, in the
+    list's place. Lists are expected to be short and bounded (a claim's rows, say).
+    """
+
+    def __init__(self, build: Callable[[Session, list[BindParameter[Any]]], ClauseElement]) -> None:
+        self._build = build
+        self._by_length: dict[int, DriverStatement] = {}
+
+    def execute(self, tx: Session, items: Sequence[Any], params: dict[str, Any] | None = None) -> Any:
+        """Run the statement with `items` in its list and `params` for the rest; the DBAPI cursor."""
+        statement = self._by_length.get(len(items))
+        if statement is None:
+            binds: list[BindParameter[Any]] = [bindparam(f"item_{index}") for index in range(len(items))]
+            statement = self._by_length[len(items)] = DriverStatement(lambda tx: self._build(tx, binds))
+        values = {f"item_{index}": item for index, item in enumerate(items)}
+        return statement.execute(tx, {**(params or {}), **values})
 
 
 def _driver_connection(tx: Session) -> tuple[Any, Dialect]:
@@ -69,13 +106,18 @@ class _Compiled:
             # Column defaults computed in Python would be skipped here.
             raise ValueError("give every column with a default a value")
         self.sql = compiled.string
-        #: Values the statement carries itself (e.g. the 1 of `message_count + 1`).
-        self._literals = {k: v for k, v in compiled.construct_params(params).items() if k not in params}
-        self._conversions = [
-            (name, convert)
-            for name, bind in compiled.binds.items()
+        converters = {
+            name: convert
+            for bind, name in compiled.bind_names.items()
             if (convert := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
-        ]
+        }
+        #: Values the statement carries itself (e.g. the 1 of `message_count + 1`), converted once.
+        self._literals = {
+            name: converters[name](value) if name in converters else value
+            for name, value in compiled.construct_params(params).items()
+            if name not in params
+        }
+        self._conversions = [(name, convert) for name, convert in converters.items() if name in params]
         #: Parameter names in order for a positional paramstyle (SQLite's `?`), None for named ones.
         self._order = compiled.positiontup
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, Update, insert, or_, select, update
+from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from engine import __version__
@@ -35,6 +35,7 @@ from engine.registry.models import (
 )
 from engine.store.base import utcnow
 from engine.store.database import Database
+from engine.store.driver import DriverStatement, ListStatement
 from engine.store.upsert import table_of
 from engine.webhooks.connections import ConnectionPool
 from engine.webhooks.models import FAILED, HELD, PENDING, SUCCEEDED, DeliveryAttempt, WebhookDelivery
@@ -114,7 +115,6 @@ class _Claimed:
 
 _DELIVERIES = table_of(WebhookDelivery)
 _REGISTRATIONS = table_of(DashboardRegistration)
-_INSERT_ATTEMPTS = insert(table_of(DeliveryAttempt))
 #: A delivery's `_Claimed` columns and its dashboard's status.
 _SELECT_CLAIMABLE = select(
     _DELIVERIES.c.delivery_id,
@@ -124,6 +124,65 @@ _SELECT_CLAIMABLE = select(
     _DELIVERIES.c.attempt_count,
     _REGISTRATIONS.c.status,
 ).join(_REGISTRATIONS, _REGISTRATIONS.c.agency_id == _DELIVERIES.c.agency_id)
+
+# The claim and the recording of successes run on the driver (engine.store.driver): they run
+# hundreds of times a second under load, where building and compiling them cost more than the
+# database takes to run them.
+_NOW = bindparam("now", type_=_DELIVERIES.c.next_attempt_at.type)
+_UNLEASED = or_(_DELIVERIES.c.lease_expires_at.is_(None), _DELIVERIES.c.lease_expires_at <= _NOW)
+
+
+def _due_query(_tx: Session, at_cap: list[Any]) -> Any:
+    """The oldest `limit` due, unleased rows of dashboards not in `at_cap` (those at their share),
+    with each dashboard's status; the rows locked (PostgreSQL) and skipped when another worker
+    locked them."""
+    query = _SELECT_CLAIMABLE.where(
+        _DELIVERIES.c.status == PENDING, _DELIVERIES.c.next_attempt_at <= _NOW, _UNLEASED
+    )
+    if at_cap:
+        query = query.where(_DELIVERIES.c.agency_id.not_in(at_cap))
+    return (
+        query.order_by(_DELIVERIES.c.next_attempt_at)
+        .limit(bindparam("limit"))
+        .with_for_update(skip_locked=True, of=_DELIVERIES)
+    )
+
+
+_SELECT_DUE = ListStatement(_due_query)
+#: Lease the listed rows that are still unleased, returning their ids. The conditions are checked
+#: again because on SQLite the SELECT runs before the write transaction begins: another process
+#: may have leased a row since. (On PostgreSQL the rows are locked already: the check passes.)
+_LEASE = ListStatement(
+    lambda _tx, ids: (
+        update(_DELIVERIES)
+        .where(_DELIVERIES.c.delivery_id.in_(ids), _DELIVERIES.c.status == PENDING, _UNLEASED)
+        .values(lease_expires_at=bindparam("until", type_=_DELIVERIES.c.lease_expires_at.type))
+        .returning(_DELIVERIES.c.delivery_id)
+    )
+)
+_INSERT_ATTEMPT = DriverStatement(lambda _tx: insert(table_of(DeliveryAttempt)))
+_MARK_SUCCEEDED = ListStatement(
+    lambda _tx, ids: (
+        update(_DELIVERIES)
+        .where(_DELIVERIES.c.delivery_id.in_(ids))
+        .values(
+            status=SUCCEEDED,
+            attempt_count=_DELIVERIES.c.attempt_count + 1,
+            last_attempt_at=_NOW,
+            succeeded_at=_NOW,
+            next_attempt_at=None,
+            lease_expires_at=None,
+        )
+    )
+)
+#: A success ends a dashboard's failing streak (the condition keeps it from writing every time).
+_CLEAR_FAILING = ListStatement(
+    lambda _tx, agencies: (
+        update(_REGISTRATIONS)
+        .where(_REGISTRATIONS.c.agency_id.in_(agencies), _REGISTRATIONS.c.webhooks_failing_since.is_not(None))
+        .values(webhooks_failing_since=None, updated_at=_NOW)
+    )
+)
 
 
 class Dispatcher:
@@ -237,26 +296,27 @@ class Dispatcher:
                 # Dashboards at their share are left out in the query itself: otherwise a slow
                 # dashboard's backlog, being the oldest, would fill every page and starve the others.
                 at_cap = [agency for agency, count in taken.items() if count >= cap]
-                due = tx.execute(self._due_query(now, at_cap, free * 4)).all()
-                held = [row.delivery_id for row in due if row.status != STATUS_ACTIVE]
+                due = _SELECT_DUE.execute(tx, at_cap, {"now": now, "limit": free * 4}).fetchall()
+                held = [row[0] for row in due if row[-1] != STATUS_ACTIVE]
                 if held:
                     tx.execute(
                         update(_DELIVERIES)
                         .where(_DELIVERIES.c.delivery_id.in_(held), _DELIVERIES.c.status == PENDING)
                         .values(status=HELD, next_attempt_at=None)
                     )
-                for row in due:
+                for *columns, status in due:
                     if len(chosen) == free:
                         break
+                    job = _Claimed(*columns)
                     # A second page shows this page's rows again (they are leased at the end).
                     if (
-                        row.status == STATUS_ACTIVE
-                        and taken[row.agency_id] < cap
-                        and row.delivery_id not in chosen_ids
+                        status == STATUS_ACTIVE
+                        and taken[job.agency_id] < cap
+                        and job.delivery_id not in chosen_ids
                     ):
-                        taken[row.agency_id] += 1
-                        chosen_ids.add(row.delivery_id)
-                        chosen.append(_Claimed(*row[:-1]))
+                        taken[job.agency_id] += 1
+                        chosen_ids.add(job.delivery_id)
+                        chosen.append(job)
                 # A full page may have hidden other dashboards' rows behind held ones or behind a
                 # dashboard that reached its share.
                 if (
@@ -266,49 +326,17 @@ class Dispatcher:
                 ):
                     break
             if chosen:
-                leased = set(tx.scalars(self._lease_statement(chosen, now)))
-                chosen = [job for job in chosen if job.delivery_id in leased]
+                leased = _LEASE.execute(
+                    tx, list(chosen_ids), {"now": now, "until": now + self._lease}
+                ).fetchall()
+                leased_ids = {row[0] for row in leased}
+                chosen = [job for job in chosen if job.delivery_id in leased_ids]
         return chosen
-
-    def _lease_statement(self, chosen: list[_Claimed], now: datetime) -> Update:
-        """Lease the chosen rows that are still unleased, returning their ids.
-
-        The conditions are checked again because on SQLite the SELECT runs before the write
-        transaction begins: another process may have leased a row since. (On PostgreSQL the
-        rows are locked already, and the check always passes.)
-        """
-        return (
-            update(_DELIVERIES)
-            .where(
-                _DELIVERIES.c.delivery_id.in_([job.delivery_id for job in chosen]),
-                _DELIVERIES.c.status == PENDING,
-                or_(_DELIVERIES.c.lease_expires_at.is_(None), _DELIVERIES.c.lease_expires_at <= now),
-            )
-            .values(lease_expires_at=now + self._lease)
-            .returning(_DELIVERIES.c.delivery_id)
-        )
 
     def _reached_cap(self, taken: Counter[str], at_cap: list[str]) -> bool:
         """Whether a dashboard not in `at_cap` has reached its share."""
         cap = self._config.concurrency_per_dashboard
         return any(count >= cap and agency not in at_cap for agency, count in taken.items())
-
-    @staticmethod
-    def _due_query(now: datetime, at_cap: list[str], limit: int) -> Select[Any]:
-        """The oldest due, unleased rows of dashboards not at their share, with each dashboard's
-        status; the rows locked (PostgreSQL) and skipped when another worker locked them."""
-        query = _SELECT_CLAIMABLE.where(
-            _DELIVERIES.c.status == PENDING,
-            _DELIVERIES.c.next_attempt_at <= now,
-            or_(_DELIVERIES.c.lease_expires_at.is_(None), _DELIVERIES.c.lease_expires_at <= now),
-        )
-        if at_cap:
-            query = query.where(_DELIVERIES.c.agency_id.not_in(at_cap))
-        return (
-            query.order_by(_DELIVERIES.c.next_attempt_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True, of=_DELIVERIES)
-        )
 
     # -- delivering ------------------------------------------------------------------------------
 
@@ -416,28 +444,10 @@ class Dispatcher:
         now = self._clock()
         succeeded = [job for job, outcome in batch if outcome.succeeded]
         with self._db.transaction() as tx:
-            tx.execute(_INSERT_ATTEMPTS, [_attempt_row(job, outcome, now) for job, outcome in batch])
+            _INSERT_ATTEMPT.execute_many(tx, [_attempt_row(job, outcome, now) for job, outcome in batch])
             if succeeded:
-                tx.execute(
-                    update(_DELIVERIES)
-                    .where(_DELIVERIES.c.delivery_id.in_([job.delivery_id for job in succeeded]))
-                    .values(
-                        status=SUCCEEDED,
-                        attempt_count=_DELIVERIES.c.attempt_count + 1,
-                        last_attempt_at=now,
-                        succeeded_at=now,
-                        next_attempt_at=None,
-                        lease_expires_at=None,
-                    )
-                )
-                tx.execute(
-                    update(_REGISTRATIONS)
-                    .where(
-                        _REGISTRATIONS.c.agency_id.in_({job.agency_id for job in succeeded}),
-                        _REGISTRATIONS.c.webhooks_failing_since.is_not(None),
-                    )
-                    .values(webhooks_failing_since=None)
-                )
+                _MARK_SUCCEEDED.execute(tx, [job.delivery_id for job in succeeded], {"now": now})
+                _CLEAR_FAILING.execute(tx, sorted({job.agency_id for job in succeeded}), {"now": now})
             return {
                 job.agency_id
                 for job, outcome in batch

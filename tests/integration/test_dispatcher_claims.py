@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from engine.app import build_dispatcher
 from engine.crypto import SecretCipher
@@ -21,6 +21,7 @@ from engine.registry.models import STATUS_WEBHOOKS_DISABLED, DashboardRegistrati
 from engine.registry.service import RegistryService
 from engine.store.base import utcnow
 from engine.store.database import Database
+from engine.webhooks import dispatcher as dispatcher_module
 from engine.webhooks.dispatcher import Dispatcher
 from engine.webhooks.models import HELD, PENDING, SUCCEEDED, DeliveryAttempt, WebhookDelivery
 from engine.webhooks.outbox import Outbox
@@ -271,6 +272,7 @@ def test_an_event_committed_while_a_claim_runs_is_still_held_for_a_disabled_dash
     start_engine: Callable[..., LiveEngine],
     receivers: Callable[[], WebhookReceiver],
     dispatchers: list[Dispatcher],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # PostgreSQL only: on SQLite a claim holds the write lock, so nothing commits during it.
     live = start_engine("postgres", run_dispatcher=False)
@@ -287,13 +289,19 @@ def test_an_event_committed_while_a_claim_runs_is_still_held_for_a_disabled_dash
     at_select, go_on = threading.Event(), threading.Event()
     claimed: list[int] = []
 
-    def pause_before_the_select(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
-        if threading.current_thread() is claimer and "SKIP LOCKED" in statement:
-            at_select.set()
-            go_on.wait(5)
+    select_due = dispatcher_module._SELECT_DUE
+
+    class PausedBeforeTheSelect:
+        """The claim's SELECT (run on the driver, below SQLAlchemy's events), held at its start."""
+
+        def execute(self, *args: Any) -> Any:
+            if threading.current_thread() is claimer:
+                at_select.set()
+                go_on.wait(5)
+            return select_due.execute(*args)
 
     claimer = threading.Thread(target=lambda: claimed.append(dispatcher.run_once()))
-    event.listen(live.engine.database.engine, "before_cursor_execute", pause_before_the_select)
+    monkeypatch.setattr(dispatcher_module, "_SELECT_DUE", PausedBeforeTheSelect())
     test_event = webhook_pb2.WebhookEvent(type="webhook.test", agency_id="agency-a")
     test_event.test.note = "raced"
     try:
@@ -308,7 +316,6 @@ def test_an_event_committed_while_a_claim_runs_is_still_held_for_a_disabled_dash
         claimer.join(5)
     finally:
         go_on.set()
-        event.remove(live.engine.database.engine, "before_cursor_execute", pause_before_the_select)
 
     assert dispatcher.run_once() == 0
     with live.engine.database.reader() as tx:
