@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -35,6 +37,8 @@ class Database:
             event.listen(self.engine, "connect", _configure_sqlite_connection)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._write_lock = threading.Lock() if self.is_sqlite else None
+        #: SQLite's writers in other processes (`engine worker`) take turns on this file's lock.
+        self._lock_file = _open_lock_file(parsed.database) if self.is_sqlite else None
 
     @property
     def dialect(self) -> str:
@@ -50,8 +54,10 @@ class Database:
             return
         # SQLite has one writer at a time. Taking turns here, rather than in SQLite's busy
         # handler, keeps the wait fair and avoids the error SQLite returns at once when a
-        # transaction that has read tries to write after another one committed.
-        with self._write_lock, self._sessions.begin() as session:
+        # transaction that has read tries to write after another one committed. Between
+        # processes, the busy handler would wait by sleeping (1 ms, 2 ms, … up to 100 ms);
+        # a waiter on the lock file is woken the moment it is released.
+        with self._write_lock, _locked(self._lock_file), self._sessions.begin() as session:
             yield session
 
     @contextmanager
@@ -70,6 +76,29 @@ class Database:
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+        if self._lock_file is not None:
+            os.close(self._lock_file)
+            self._lock_file = None
+
+
+def _open_lock_file(database: str | None) -> int | None:
+    """The descriptor of the lock file beside a SQLite database file (None in memory)."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return os.open(f"{database}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+
+@contextmanager
+def _locked(descriptor: int | None) -> Iterator[None]:
+    """Hold the exclusive lock of `descriptor` (nothing when None); the kernel frees it if we die."""
+    if descriptor is None:
+        yield
+        return
+    fcntl.flock(descriptor, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(descriptor, fcntl.LOCK_UN)
 
 
 def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
