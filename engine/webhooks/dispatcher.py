@@ -17,7 +17,8 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -186,13 +187,13 @@ _CLEAR_FAILING = ListStatement(
 
 
 class Dispatcher:
-    """Delivers the outbox. `start()` runs it in the background; `run_once()` is one claim cycle.
+    """Delivers the outbox. `start()` runs it in the background; `run_once()` is one cycle.
 
-    Attempts run on a pool of threads over keep-alive connections. Finished attempts are
-    recorded in batches, one transaction for all that finished meanwhile (group commit: the
-    first thread to finish records, the others leave their outcome to it). A claimed row
-    counts against its dashboard's share until its outcome is committed, so no more rows
-    than the limits allow are ever leased, and a crash redelivers at most that many.
+    Attempts run on a pool of threads over keep-alive connections. One thread runs the cycles:
+    each records the attempts that finished since the last one and claims the rows their shares
+    free, in one transaction. A claimed row counts against its dashboard's share until its
+    outcome is committed, so no more rows than the limits allow are ever leased, and a crash
+    redelivers at most that many.
     """
 
     def __init__(
@@ -218,12 +219,13 @@ class Dispatcher:
         )
         #: URL -> its checked destination (or why it is refused): DNS is not asked on every delivery.
         self._destinations: TtlCache[str, Destination | TargetRefused] = TtlCache(DESTINATION_CACHE_SECONDS)
-        # One thread more than attempts in flight: the one recording a batch never holds up an attempt.
-        self._pool = ThreadPoolExecutor(max_workers=config.concurrency + 1, thread_name_prefix="delivery")
+        self._pool = ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix="delivery")
+        #: Attempts submitted and not over yet.
+        self._attempts: set[Future[None]] = set()
         #: Claimed rows per agency whose outcome is not committed yet.
         self._in_flight: Counter[str] = Counter()
+        #: Attempts over, waiting for the next cycle to record them.
         self._finished: list[tuple[_Claimed, _Outcome]] = []
-        self._recording = False
         self._lock = threading.Lock()
         self._wakeup = threading.Event()
         self._stopping = threading.Event()
@@ -239,13 +241,22 @@ class Dispatcher:
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop claiming and drop queued attempts. Attempts in flight finish on their own; a row
-        whose attempt never got recorded is claimed again when its lease runs out."""
+        """Stop claiming and drop queued attempts; record the attempts in flight that finish
+        within `timeout`. A row whose attempt is not recorded is claimed again when its lease
+        runs out."""
+        deadline = time.monotonic() + timeout
         self._stopping.set()
         self._wakeup.set()
         if self._thread is not None:
             self._thread.join(timeout)
         self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            attempts = list(self._attempts)
+        futures_wait(attempts, timeout=max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            finished, self._finished = self._finished, []
+        if finished and not (self._thread is not None and self._thread.is_alive()):
+            self._notify(self._record_all(finished))
         self._connections.close()
 
     def wake(self) -> None:
@@ -261,27 +272,60 @@ class Dispatcher:
             except Exception:
                 log.exception("claiming deliveries failed")
             # One claim takes every due row the limits allow; the next is due when a row is
-            # committed, an outcome frees a share, or (retries, expired leases) at the poll.
+            # committed, an attempt finishes, or (retries, expired leases) at the poll.
             self._wakeup.wait(self._config.poll_seconds)
 
     def run_once(self) -> int:
-        """Hold what must wait, claim due rows within the concurrency limits, start delivering them."""
+        """Record the attempts that finished, hold what must wait, claim due rows within the
+        concurrency limits and start delivering them; return how many were claimed.
+
+        Recording and claiming share a transaction: under load that halves the write
+        transactions, which on SQLite wait in turn with the ingress's.
+        """
         with self._lock:
+            finished, self._finished = self._finished, []
             taken = Counter(self._in_flight)
+        # The shares of the finished attempts are free once their outcomes commit with this claim.
+        taken.subtract(job.agency_id for job, _ in finished)
+        taken = +taken
         free = self._config.concurrency - sum(taken.values())
-        if free <= 0:
-            return 0
-        claimed = self._claim(free, taken)
+        claimed: list[_Claimed] = []
+        try:
+            with self._db.transaction() as tx:
+                disabled = self._record(tx, finished) if finished else set()
+                if free > 0:
+                    claimed = self._claim(tx, free, taken)
+        except Exception:
+            if not finished:
+                raise
+            log.warning("recording a batch of deliveries failed, recording each alone", exc_info=True)
+            disabled = self._record_each(finished)
+            self._wakeup.set()  # and claim in the next cycle
+        finally:
+            # Recorded or not, the finished attempts are over: an unrecorded row is attempted
+            # again when its lease runs out.
+            self._release([job for job, _ in finished])
+        self._notify(disabled)
+        self._start_attempts(claimed)
+        return len(claimed)
+
+    def _start_attempts(self, claimed: list[_Claimed]) -> None:
         with self._lock:
             self._in_flight.update(job.agency_id for job in claimed)
         for job in claimed:
-            self._pool.submit(self._attempt_and_finish, job)
-        return len(claimed)
+            attempt = self._pool.submit(self._attempt_and_finish, job)
+            with self._lock:
+                self._attempts.add(attempt)
+            attempt.add_done_callback(self._attempt_over)
+
+    def _attempt_over(self, attempt: Future[None]) -> None:
+        with self._lock:
+            self._attempts.discard(attempt)
 
     # -- claiming --------------------------------------------------------------------------------
 
-    def _claim(self, free: int, taken: Counter[str]) -> list[_Claimed]:
-        """Lease up to `free` due rows, at most the per-dashboard share minus `taken` of each.
+    def _claim(self, tx: Session, free: int, taken: Counter[str]) -> list[_Claimed]:
+        """Lease up to `free` due rows in `tx`, at most the per-dashboard share minus `taken` of each.
 
         Due rows of a suspended dashboard, or one whose webhooks are disabled, are set to wait
         as HELD on the way: the status is read with each row, so one committed while a
@@ -291,46 +335,39 @@ class Dispatcher:
         cap = self._config.concurrency_per_dashboard
         chosen: list[_Claimed] = []
         chosen_ids: set[str] = set()
-        with self._db.transaction() as tx:
-            while True:
-                # Dashboards at their share are left out in the query itself: otherwise a slow
-                # dashboard's backlog, being the oldest, would fill every page and starve the others.
-                at_cap = [agency for agency, count in taken.items() if count >= cap]
-                due = _SELECT_DUE.execute(tx, at_cap, {"now": now, "limit": free * 4}).fetchall()
-                held = [row[0] for row in due if row[-1] != STATUS_ACTIVE]
-                if held:
-                    tx.execute(
-                        update(_DELIVERIES)
-                        .where(_DELIVERIES.c.delivery_id.in_(held), _DELIVERIES.c.status == PENDING)
-                        .values(status=HELD, next_attempt_at=None)
-                    )
-                for *columns, status in due:
-                    if len(chosen) == free:
-                        break
-                    job = _Claimed(*columns)
-                    # A second page shows this page's rows again (they are leased at the end).
-                    if (
-                        status == STATUS_ACTIVE
-                        and taken[job.agency_id] < cap
-                        and job.delivery_id not in chosen_ids
-                    ):
-                        taken[job.agency_id] += 1
-                        chosen_ids.add(job.delivery_id)
-                        chosen.append(job)
-                # A full page may have hidden other dashboards' rows behind held ones or behind a
-                # dashboard that reached its share.
-                if (
-                    len(chosen) == free
-                    or len(due) < free * 4
-                    or not (held or self._reached_cap(taken, at_cap))
-                ):
+        while True:
+            # Dashboards at their share are left out in the query itself: otherwise a slow
+            # dashboard's backlog, being the oldest, would fill every page and starve the others.
+            at_cap = [agency for agency, count in taken.items() if count >= cap]
+            due = _SELECT_DUE.execute(tx, at_cap, {"now": now, "limit": free * 4}).fetchall()
+            held = [row[0] for row in due if row[-1] != STATUS_ACTIVE]
+            if held:
+                tx.execute(
+                    update(_DELIVERIES)
+                    .where(_DELIVERIES.c.delivery_id.in_(held), _DELIVERIES.c.status == PENDING)
+                    .values(status=HELD, next_attempt_at=None)
+                )
+            for *columns, status in due:
+                if len(chosen) == free:
                     break
-            if chosen:
-                leased = _LEASE.execute(
-                    tx, list(chosen_ids), {"now": now, "until": now + self._lease}
-                ).fetchall()
-                leased_ids = {row[0] for row in leased}
-                chosen = [job for job in chosen if job.delivery_id in leased_ids]
+                job = _Claimed(*columns)
+                # A second page shows this page's rows again (they are leased at the end).
+                if (
+                    status == STATUS_ACTIVE
+                    and taken[job.agency_id] < cap
+                    and job.delivery_id not in chosen_ids
+                ):
+                    taken[job.agency_id] += 1
+                    chosen_ids.add(job.delivery_id)
+                    chosen.append(job)
+            # A full page may have hidden other dashboards' rows behind held ones or behind a
+            # dashboard that reached its share.
+            if len(chosen) == free or len(due) < free * 4 or not (held or self._reached_cap(taken, at_cap)):
+                break
+        if chosen:
+            leased = _LEASE.execute(tx, list(chosen_ids), {"now": now, "until": now + self._lease}).fetchall()
+            leased_ids = {row[0] for row in leased}
+            chosen = [job for job in chosen if job.delivery_id in leased_ids]
         return chosen
 
     def _reached_cap(self, taken: Counter[str], at_cap: list[str]) -> bool:
@@ -350,10 +387,7 @@ class Dispatcher:
             return
         with self._lock:
             self._finished.append((job, outcome))
-            if self._recording:
-                return  # the thread recording now takes this one in its next batch
-            self._recording = True
-        self._record_finished()
+        self._wakeup.set()  # the next cycle records it and claims a row in its place
 
     def deliver(self, delivery_id: str) -> None:
         """Make one attempt of a delivery already claimed by the caller, and record its outcome."""
@@ -366,7 +400,10 @@ class Dispatcher:
         if status != STATUS_ACTIVE:
             self._hold(delivery_id)
             return
-        self._notify(self._record([(job, self._attempt(job))]))
+        outcome = self._attempt(job)
+        with self._db.transaction() as tx:
+            disabled = self._record(tx, [(job, outcome)])
+        self._notify(disabled)
 
     def _hold(self, delivery_id: str) -> None:
         """Park a delivery of a suspended or disabled dashboard until it is activated."""
@@ -412,47 +449,46 @@ class Dispatcher:
 
     # -- recording -------------------------------------------------------------------------------
 
-    def _record_finished(self) -> None:
-        """Record finished attempts, a batch per transaction, until none is left; then stop recording."""
-        while True:
-            with self._lock:
-                batch, self._finished = self._finished, []
-                if not batch:
-                    self._recording = False
-                    return
-            self._notify(self._record_batch(batch))
-            self._release([job for job, _ in batch])
-            self._wakeup.set()
-
-    def _record_batch(self, batch: list[tuple[_Claimed, _Outcome]]) -> set[str]:
-        """Record a batch; if its transaction fails, each outcome alone (one bad row loses no other)."""
+    def _record_all(self, finished: list[tuple[_Claimed, _Outcome]]) -> set[str]:
+        """Record the outcomes in one transaction, or each alone if that fails; return the
+        agencies whose webhooks this disabled."""
         try:
-            return self._record(batch)
+            with self._db.transaction() as tx:
+                return self._record(tx, finished)
         except Exception:
-            if len(batch) == 1:
-                # Not recorded: the row is attempted again when its lease runs out.
-                log.exception("recording a delivery failed", extra={"delivery_id": batch[0][0].delivery_id})
-                return set()
-        return set().union(*(self._record_batch([finished]) for finished in batch))
+            log.warning("recording a batch of deliveries failed, recording each alone", exc_info=True)
+            return self._record_each(finished)
 
-    def _record(self, batch: list[tuple[_Claimed, _Outcome]]) -> set[str]:
-        """Store the attempts and decide what comes next for each: done, retry, dead letter or held.
+    def _record_each(self, finished: list[tuple[_Claimed, _Outcome]]) -> set[str]:
+        """Record each outcome in its own transaction; return the agencies whose webhooks this disabled."""
+        disabled: set[str] = set()
+        for job, outcome in finished:
+            try:
+                with self._db.transaction() as tx:
+                    disabled |= self._record(tx, [(job, outcome)])
+            except Exception:
+                # Not recorded: the row is attempted again when its lease runs out.
+                log.exception("recording a delivery failed", extra={"delivery_id": job.delivery_id})
+        return disabled
+
+    def _record(self, tx: Session, batch: list[tuple[_Claimed, _Outcome]]) -> set[str]:
+        """Store the attempts in `tx` and decide what comes next for each: done, retry, dead
+        letter or held.
 
         Returns the agencies whose webhooks this disabled. Successes, nearly all of them, take
-        two statements for the whole batch; a failure goes through the full rules one by one.
+        three statements for the whole batch; a failure goes through the full rules one by one.
         """
         now = self._clock()
         succeeded = [job for job, outcome in batch if outcome.succeeded]
-        with self._db.transaction() as tx:
-            _INSERT_ATTEMPT.execute_many(tx, [_attempt_row(job, outcome, now) for job, outcome in batch])
-            if succeeded:
-                _MARK_SUCCEEDED.execute(tx, [job.delivery_id for job in succeeded], {"now": now})
-                _CLEAR_FAILING.execute(tx, sorted({job.agency_id for job in succeeded}), {"now": now})
-            return {
-                job.agency_id
-                for job, outcome in batch
-                if not outcome.succeeded and self._record_failure(tx, job, outcome, now)
-            }
+        _INSERT_ATTEMPT.execute_many(tx, [_attempt_row(job, outcome, now) for job, outcome in batch])
+        if succeeded:
+            _MARK_SUCCEEDED.execute(tx, [job.delivery_id for job in succeeded], {"now": now})
+            _CLEAR_FAILING.execute(tx, sorted({job.agency_id for job in succeeded}), {"now": now})
+        return {
+            job.agency_id
+            for job, outcome in batch
+            if not outcome.succeeded and self._record_failure(tx, job, outcome, now)
+        }
 
     def _record_failure(self, tx: Session, job: _Claimed, outcome: _Outcome, now: datetime) -> bool:
         """Schedule what follows a failed attempt; True if it disabled the dashboard's webhooks."""

@@ -140,16 +140,26 @@ _EVENT_TYPES = {InboundMessage: "message", MessageAck: "message.ack", SessionSta
 class _Pending:
     """An event waiting to be recorded, and what recording it gave."""
 
-    __slots__ = ("error", "event", "leads", "provider", "result", "settled")
+    __slots__ = ("_settled", "error", "event", "leads", "provider", "result")
 
     def __init__(self, provider: str, event: ProviderEvent) -> None:
         self.provider = provider
         self.event = event
-        #: Set when the event is recorded (or failed), or when this caller is to lead.
-        self.settled = threading.Event()
+        # Held until the event is recorded (or failed), or until this caller is to lead. A bare
+        # lock rather than an Event: one of these per event, and an Event costs several times more.
+        self._settled = threading.Lock()
+        self._settled.acquire()
         self.leads = False
         self.result: Recorded | None = None
         self.error: Exception | None = None
+
+    def wait(self) -> None:
+        """Block until `settle()`."""
+        self._settled.acquire()
+
+    def settle(self) -> None:
+        """Wake the caller waiting for this event; once per wait."""
+        self._settled.release()
 
     def outcome(self) -> Recorded:
         """The event's outcome; raises what recording it raised."""
@@ -230,7 +240,7 @@ class ProviderIngress:
             pending.leads = not self._leading
             self._leading = True
         if not pending.leads:
-            pending.settled.wait()
+            pending.wait()
         if pending.leads:
             # First in line, or handed the lead by the previous leader: its event is not recorded yet.
             self._lead()
@@ -257,9 +267,10 @@ class ProviderIngress:
                 else:
                     successor.leads = True
             for pending in batch:
-                pending.settled.set()
+                if not pending.leads:  # a leader is not waiting
+                    pending.settle()
             if successor is not None:
-                successor.settled.set()
+                successor.settle()
 
     def _record_group(self, batch: list[_Pending]) -> None:
         """Record `batch` in one transaction; if any event fails, none is stored: record each alone."""

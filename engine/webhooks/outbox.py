@@ -11,7 +11,6 @@ import json
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from google.protobuf import json_format
 from sqlalchemy import event as sqlalchemy_events
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
@@ -22,6 +21,7 @@ from engine.sessions.protos import message_message, message_status, session_mess
 from engine.store.base import utcnow
 from engine.store.driver import DriverStatement
 from engine.store.upsert import table_of
+from engine.webhooks.event_json import message_to_dict
 from engine.webhooks.models import PENDING, WebhookDelivery
 from workflow_engine.v1 import webhook_pb2
 
@@ -106,5 +106,5 @@ class Outbox:
 
 def event_body(event: webhook_pb2.WebhookEvent) -> str:
     """The JSON body of a webhook: the event in protobuf JSON (camelCase, defaults included)."""
-    document = json_format.MessageToDict(event, always_print_fields_with_no_presence=True)
+    document = message_to_dict(event)
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False)

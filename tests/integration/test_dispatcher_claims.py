@@ -203,7 +203,8 @@ def test_a_crashed_workers_claim_is_taken_over_when_its_lease_runs_out(
     started = utcnow()
     crashed = dispatcher_for(live, Clock(started))
     dispatchers.append(crashed)
-    claimed = crashed._claim(10, Counter())
+    with live.engine.database.transaction() as tx:
+        claimed = crashed._claim(tx, 10, Counter())
     assert [(job.delivery_id, job.agency_id) for job in claimed] == [(queued.delivery_id, "agency-a")]
     with live.engine.database.reader() as tx:
         row = tx.get(WebhookDelivery, queued.delivery_id)
@@ -228,11 +229,40 @@ def test_a_crashed_workers_claim_is_taken_over_when_its_lease_runs_out(
         with live.engine.database.reader() as tx:
             return tx.get(WebhookDelivery, queued.delivery_id)
 
-    deadline_row = _eventually(settled, lambda row: row.status == SUCCEEDED)
+    def recorded() -> Any:
+        survivor.run_once()  # records the attempt that finished
+        return settled()
+
+    deadline_row = _eventually(recorded, lambda row: row.status == SUCCEEDED)
     assert deadline_row.attempt_count == 1 and deadline_row.lease_expires_at is None
     assert survivor.run_once() == 0
     assert crashed.run_once() == 0
     assert receiver.stays_at(1, 0.3)
+
+
+def test_stopping_records_the_attempts_in_flight(
+    backend: str,
+    start_engine: Callable[..., LiveEngine],
+    receivers: Callable[[], WebhookReceiver],
+    dispatchers: list[Dispatcher],
+) -> None:
+    live = start_engine(backend, run_dispatcher=False)
+    receiver = receivers()
+    receiver.respond(200, delay=0.5)
+    key = register(live.channel, "agency-a", dashboard_url=receiver.url).api_key
+    queued = send_tests(live, key, 3)
+    dispatcher = dispatcher_for(live, utcnow)
+    dispatchers.append(dispatcher)
+    dispatcher.start()
+    receiver.wait_for(3)
+
+    dispatcher.stop(timeout=5)  # while the receiver still holds its answers
+
+    with live.engine.database.reader() as tx:
+        rows = [tx.get(WebhookDelivery, d.delivery_id) for d in queued]
+    assert [(row.status, row.attempt_count, row.lease_expires_at) for row in rows if row is not None] == [
+        (SUCCEEDED, 1, None)
+    ] * 3
 
 
 def test_a_leased_row_is_not_claimed_by_another_dispatcher_before_its_lease_ends(
