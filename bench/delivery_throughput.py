@@ -772,7 +772,7 @@ def main() -> int:
         "seconds": env_number("BENCH_DELIVERY_SECONDS", 2.0),
         "rounds": max(1, int(env_number("BENCH_DELIVERY_ROUNDS", 3))),
         "warmup": env_number("BENCH_DELIVERY_WARMUP_SECONDS", 0.5),
-        "concurrency": int(env_number("BENCH_DELIVERY_CONCURRENCY", 8)),
+        "concurrency": int(env_number("BENCH_DELIVERY_CONCURRENCY", 32)),
         "rate": env_number("BENCH_DELIVERY_RATE", 300.0),
         "rate_seconds": env_number("BENCH_DELIVERY_RATE_SECONDS", 2.0),
         "low_rate": env_number("BENCH_DELIVERY_LOW_RATE", 20.0),

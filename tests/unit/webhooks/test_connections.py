@@ -283,43 +283,36 @@ def _tls_server(scripted: Callable[..., ScriptedServer], authority: trustme.CA, 
     return scripted(b"HTTP/1.1 204 No Content\r\n\r\n", tls=context)
 
 
-def _trusting(authority: trustme.CA) -> ConnectionPool:
+@pytest.fixture
+def trusting(authority: trustme.CA) -> Iterator[ConnectionPool]:
+    """A pool that trusts the test authority."""
     context = ssl.create_default_context()
     authority.configure_trust(context)
-    return ConnectionPool(timeout_seconds=2.0, tls=context)
+    pool = ConnectionPool(timeout_seconds=2.0, tls=context)
+    yield pool
+    pool.close()
 
 
 def test_tls_goes_to_the_checked_address_verified_for_the_dashboards_name(
-    scripted: Callable[..., ScriptedServer], authority: trustme.CA
+    scripted: Callable[..., ScriptedServer], authority: trustme.CA, trusting: ConnectionPool
 ) -> None:
     server = _tls_server(scripted, authority, "hooks.example.com")
-    pool = _trusting(authority)
-    try:
-        # As check_destination pins it: the checked address in the URL, the dashboard's name for
-        # the Host header, SNI and the certificate check.
-        destination = Destination(
-            server.url("https"),
-            host_header=f"hooks.example.com:{server.port}",
-            server_name="hooks.example.com",
-        )
-        assert pool.post(destination, b"{}", {}).status == 204
-        assert server.requests[0].split(b"\r\n")[1] == f"host: hooks.example.com:{server.port}".encode()
-    finally:
-        pool.close()
+    # As check_destination pins it: the checked address in the URL, the dashboard's name for the
+    # Host header, SNI and the certificate check.
+    destination = Destination(
+        server.url("https"), host_header=f"hooks.example.com:{server.port}", server_name="hooks.example.com"
+    )
+    assert trusting.post(destination, b"{}", {}).status == 204
+    assert server.requests[0].split(b"\r\n")[1] == f"host: hooks.example.com:{server.port}".encode()
 
 
 def test_tls_refuses_a_certificate_for_another_name(
-    scripted: Callable[..., ScriptedServer], authority: trustme.CA
+    scripted: Callable[..., ScriptedServer], authority: trustme.CA, trusting: ConnectionPool
 ) -> None:
     server = _tls_server(scripted, authority, "other.example.com")
-    pool = _trusting(authority)
-    try:
-        destination = Destination(server.url("https"), server_name="hooks.example.com")
-        with pytest.raises(ssl.SSLCertVerificationError):
-            pool.post(destination, b"{}", {})
-        assert server.requests == []
-    finally:
-        pool.close()
+    with pytest.raises(ssl.SSLCertVerificationError):
+        trusting.post(Destination(server.url("https"), server_name="hooks.example.com"), b"{}", {})
+    assert server.requests == []
 
 
 def test_tls_refuses_a_certificate_of_an_unknown_authority(
