@@ -206,10 +206,11 @@ class ConnectionPool:
 
 def _request(path: str, host: str, headers: dict[str, str], body: bytes) -> bytes:
     """The bytes of a POST; refuses what would let a value end a line or split the request line."""
-    if any(character <= " " or character == "\x7f" for character in path):
+    if not path.isascii() or any(character <= " " or character == "\x7f" for character in path):
         raise http.client.InvalidURL(f"the URL's path has characters HTTP does not allow: {path!r}")
     lines = [f"POST {path} HTTP/1.1", f"host: {host}", f"content-length: {len(body)}"]
     lines += [f"{name}: {value}" for name, value in headers.items() if name.lower() != "host"]
-    if any("\n" in line or "\r" in line for line in lines):
-        raise http.client.HTTPException("a header holds a line break")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+    head = "\r\n".join(lines)
+    if not head.isascii() or any("\n" in line or "\r" in line for line in lines):
+        raise http.client.HTTPException("a header holds a line break or a character outside ASCII")
+    return (head + "\r\n\r\n").encode("ascii") + body
