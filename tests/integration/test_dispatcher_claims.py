@@ -265,6 +265,37 @@ def test_stopping_records_the_attempts_in_flight(
     ] * 3
 
 
+def test_an_outcome_that_cannot_be_recorded_loses_no_other(
+    backend: str,
+    start_engine: Callable[..., LiveEngine],
+    receivers: Callable[[], WebhookReceiver],
+    dispatchers: list[Dispatcher],
+) -> None:
+    live = start_engine(backend, run_dispatcher=False)
+    receiver = receivers()
+    receiver.respond(200, delay=0.3)
+    key = register(live.channel, "agency-a", dashboard_url=receiver.url).api_key
+    queued = send_tests(live, key, 3)
+    dispatcher = dispatcher_for(live, utcnow)
+    dispatchers.append(dispatcher)
+    assert dispatcher.run_once() == 3
+    receiver.wait_for(3)
+    # While its attempt is in flight, one row goes: its attempt's row now breaks a foreign key.
+    with live.engine.database.transaction() as tx:
+        gone = tx.get(WebhookDelivery, queued[1].delivery_id)
+        assert gone is not None
+        tx.delete(gone)
+    receiver.wait_completed(3)
+    _eventually(lambda: len(dispatcher._finished), lambda finished: finished == 3)
+
+    assert dispatcher.run_once() == 0  # the batch fails; each outcome is recorded alone
+
+    with live.engine.database.reader() as tx:
+        kept = [tx.get(WebhookDelivery, queued[n].delivery_id) for n in (0, 2)]
+    assert [(row.status, row.attempt_count) for row in kept if row is not None] == [(SUCCEEDED, 1)] * 2
+    assert not dispatcher._in_flight, "the shares of the finished attempts were not given back"
+
+
 def test_a_leased_row_is_not_claimed_by_another_dispatcher_before_its_lease_ends(
     backend: str,
     start_engine: Callable[..., LiveEngine],
