@@ -37,7 +37,8 @@ class Database:
             event.listen(self.engine, "connect", _configure_sqlite_connection)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._write_lock = threading.Lock() if self.is_sqlite else None
-        #: SQLite's writers in other processes (`engine worker`) take turns on this file's lock.
+        #: SQLite's writers in other processes (`engine worker`) take turns on this file's lock. It
+        #: only makes their waits short: SQLite itself still lets one writer at a time commit.
         self._lock_file = _open_lock_file(parsed.database) if self.is_sqlite else None
 
     @property
