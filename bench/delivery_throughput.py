@@ -62,6 +62,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+from bench.grpc_overhead import process_cpu_seconds
 from bench.ingress_throughput import INGRESS_PATH, post_request, sign, stub_waha, waha_webhook
 from bench.rest_overhead import env_number
 
@@ -383,15 +384,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a running process (all threads), from /proc; NaN elsewhere."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return math.nan
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def tree_cpu_seconds(pid: int) -> float:

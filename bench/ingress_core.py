@@ -32,7 +32,6 @@ from pathlib import Path
 
 from google.api import httpbody_pb2
 
-from bench.grpc_overhead import bench_settings
 from bench.ingress_throughput import (
     AGENCY_ID,
     DASHBOARD_PATH,
@@ -41,12 +40,13 @@ from bench.ingress_throughput import (
     sign,
     stored_messages,
     stub_waha,
+    waha_settings,
     waha_webhook,
 )
 from bench.rest_overhead import env_number
 from engine.app import Engine, build_engine
 from engine.auth.guard import CallCredentials
-from engine.config import SecretStr, Settings
+from engine.config import Settings
 from engine.sessions.service import NewSession
 from workflow_engine.v1 import webhook_pb2
 
@@ -167,14 +167,7 @@ def main() -> int:
     databases = [d.strip() for d in os.environ.get("BENCH_CORE_DATABASES", "sqlite,postgres").split(",")]
     results: list[tuple[str, list[Run], bool]] = []
     with tempfile.TemporaryDirectory(prefix="engine-bench-") as tmp, stub_waha() as waha_url:
-        base = dataclasses.replace(
-            bench_settings(Path(tmp)),
-            waha_url=waha_url,
-            waha_api_key=SecretStr(secrets.token_urlsafe(24)),
-            waha_webhook_secret=SecretStr(secrets.token_urlsafe(32)),
-            run_dispatcher=False,
-            allow_private_webhook_urls=True,
-        )
+        base = waha_settings(Path(tmp), waha_url, run_dispatcher=False)
         if "sqlite" in databases:
             results.append(("sqlite", *run_database("sqlite", base, threads, seconds)))
         if "postgres" in databases:

@@ -421,6 +421,18 @@ def pipeline_alone(engine: Engine, session: str, seconds: float) -> tuple[tuple[
     return (stored / elapsed, cpu / stored * 1e6), stored
 
 
+def waha_settings(workdir: Path, waha_url: str, *, run_dispatcher: bool) -> Settings:
+    """The benchmark engine's settings, its WAHA provider at the stub `waha_url`."""
+    return dataclasses.replace(
+        bench_settings(workdir),
+        waha_url=waha_url,
+        waha_api_key=SecretStr(secrets.token_urlsafe(24)),
+        waha_webhook_secret=SecretStr(secrets.token_urlsafe(32)),
+        run_dispatcher=run_dispatcher,
+        allow_private_webhook_urls=True,
+    )
+
+
 def main() -> int:
     """Both databases: sweep, rounds, stored-count check; print events/s, p50/p99, ratio; 1 on errors."""
     options: dict[str, Any] = {
@@ -444,16 +456,9 @@ def main() -> int:
         stub_waha() as waha_url,
     ):
         workdir = Path(tmp)
-        base = dataclasses.replace(
-            bench_settings(workdir),
-            waha_url=waha_url,
-            waha_api_key=SecretStr(secrets.token_urlsafe(24)),
-            waha_webhook_secret=SecretStr(secrets.token_urlsafe(32)),
-            # Deliveries to the dashboard are another path: by default they are left to a worker
-            # (`engine worker`), and only written to the outbox here, in the ingress transaction.
-            run_dispatcher=dispatcher,
-            allow_private_webhook_urls=True,
-        )
+        # Deliveries to the dashboard are another path: by default they are left to a worker
+        # (`engine worker`), and only written to the outbox here, in the ingress transaction.
+        base = waha_settings(workdir, waha_url, run_dispatcher=dispatcher)
         if "sqlite" in databases:
             runs.append(run_database("sqlite", base, pool, workdir, options))
         if "postgres" in databases:

@@ -67,15 +67,6 @@ class ChildProcess:
         """Whether stop() was called."""
         return self._stopping.is_set()
 
-    def cpu_seconds(self) -> float:
-        """CPU time the current child has used so far (Linux; 0.0 where /proc is missing)."""
-        try:
-            with open(f"/proc/{self.pid}/stat", encoding="ascii") as stat:
-                fields = stat.read().rpartition(")")[2].split()
-        except OSError:
-            return 0.0
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
     def start(self, timeout: float = 30.0) -> None:
         """Start the child; return once it is ready."""
         # Spawned from the supervisor thread: the child's parent-death signal follows the

@@ -17,13 +17,10 @@ from pathlib import Path
 from types import FrameType
 
 from engine import __version__
-from engine.config import ConfigError, Settings
+from engine.config import METRICS_DIR_VARIABLE, ConfigError, Settings
 from engine.logs import configure_logging, shutdown_logging
 
 log = logging.getLogger("engine")
-
-#: Read by prometheus-client when first imported (engine.metrics.MULTIPROCESS_DIR_VARIABLE).
-METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,6 +15,9 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 
 MIN_SECRET_KEY_LENGTH = 32
+#: Where the processes of one `engine serve` keep their metrics (prometheus-client's multiprocess
+#: mode; the library reads it when first imported).
+METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
 Number = TypeVar("Number", int, float)
 

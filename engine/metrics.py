@@ -12,6 +12,8 @@ import os
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from engine.config import METRICS_DIR_VARIABLE
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 # Latency buckets in seconds: sub-millisecond resolution where the engine spends its time.
@@ -101,13 +103,9 @@ class EngineMetrics:
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric (of every process, in multiprocess mode)."""
-        directory = os.environ.get(MULTIPROCESS_DIR_VARIABLE)
+        directory = os.environ.get(METRICS_DIR_VARIABLE)
         if not directory:
             return bytes(generate_latest(self.registry))
         registry = CollectorRegistry()
         MultiProcessCollector(registry, directory)  # type: ignore[no-untyped-call]
         return bytes(generate_latest(registry))
-
-
-#: Where processes sharing metrics keep their files (prometheus-client reads it at import).
-MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"

@@ -164,7 +164,7 @@ class SessionService:
             (SessionBinding.status, status),
             (SessionBinding.provider, provider),
         ):
-            if value is not None and value != "":
+            if value:
                 query = query.where(column == value)
         position = token_position(page_token, "before")
         if position is not None:

@@ -15,6 +15,7 @@ import grpc
 import httpx
 import pytest
 
+from engine.config import METRICS_DIR_VARIABLE
 from tests.integration.test_serve_process import ENGINE, engine_env, free_port, wait_serving
 from tests.support.receiver import WebhookReceiver
 from tests.support.rpc import api_key_auth, register
@@ -66,7 +67,7 @@ def _serve(tmp_path: Path, **extra: str) -> Served:
         ENGINE_SANDBOX_PAIRING_SECONDS="0",
         **extra,
     )
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    env.pop(METRICS_DIR_VARIABLE, None)
     process = subprocess.Popen(
         [*ENGINE, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
