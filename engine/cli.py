@@ -69,6 +69,7 @@ def serve(settings: Settings) -> int:
         share_metrics_with_children()
     from engine.app import build_engine
 
+    stopping = _catch_stop_signals()
     engine = build_engine(settings, child_processes=settings.child_processes)
     engine.start()
     print(f"engine: gRPC listening on {settings.grpc_addr.rpartition(':')[0]}:{engine.grpc_port}", flush=True)
@@ -76,7 +77,7 @@ def serve(settings: Settings) -> int:
         f"engine: REST listening on http://{settings.http_addr.rpartition(':')[0]}:{engine.http_port}",
         flush=True,
     )
-    _wait_for_signal()
+    stopping.wait()
     engine.stop()
     shutdown_logging()
     return 0
@@ -96,6 +97,7 @@ def run_worker(settings: Settings, wake_on_stdin: bool = False, parent_pid: int 
     from engine.store.database import Database
 
     settings.require_serving_secrets()
+    stopping = _catch_stop_signals()
     database = Database(settings.database_url)
     if settings.auto_migrate:
         migrate.upgrade(database)
@@ -108,7 +110,7 @@ def run_worker(settings: Settings, wake_on_stdin: bool = False, parent_pid: int 
         threading.Thread(target=_wake_on_lines, args=(dispatcher.wake,), name="wake", daemon=True).start()
     else:
         print("engine: delivering webhooks", flush=True)
-    _wait_for_signal()
+    stopping.wait()
     dispatcher.stop()
     database.dispose()
     shutdown_logging()
@@ -170,6 +172,7 @@ def serve_gateway(
                 return False
         return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
 
+    stopping = _catch_stop_signals()
     if parent_pid is not None:
         die_with_parent(parent_pid)
     # /metrics only where the engine's own metrics are in reach: a directory shared with it.
@@ -186,14 +189,18 @@ def serve_gateway(
     if listen_fd is None:
         host = settings.http_addr.rpartition(":")[0]
         print(f"engine: REST gateway on http://{host}:{server.port} -> {upstream}", flush=True)
-    _wait_for_signal()
+    stopping.wait()
     server.stop()
     shutdown_logging()
     return 0
 
 
-def _wait_for_signal() -> None:
-    """Block until SIGTERM or SIGINT."""
+def _catch_stop_signals() -> threading.Event:
+    """Turn SIGTERM and SIGINT into the returned event, from now on.
+
+    Called before anything starts serving: a signal that arrives while the engine is still
+    starting (its port may already answer) must stop it gracefully, not kill it outright.
+    """
     stopping = threading.Event()
 
     def request_stop(signum: int, _frame: FrameType | None) -> None:
@@ -202,7 +209,7 @@ def _wait_for_signal() -> None:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    stopping.wait()
+    return stopping
 
 
 def migrate_database(settings: Settings) -> int:

@@ -148,6 +148,27 @@ def test_serve_logs_json_without_secrets_and_stops_on_sigterm(tmp_path: Path) ->
     assert rest_line["method"].endswith("GetDashboardConfig")
 
 
+def test_sigterm_while_still_starting_is_a_graceful_stop(tmp_path: Path) -> None:
+    """gRPC answers before `engine serve` has started its children; a SIGTERM then still stops
+    it gracefully (exit 0) rather than killing it, so no child or lease is left behind."""
+    port = free_port()
+    env = engine_env(tmp_path, ENGINE_GRPC_ADDR=f"127.0.0.1:{port}", ENGINE_HTTP_ADDR="127.0.0.1:0")
+    process = subprocess.Popen(
+        [*ENGINE, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            wait_serving(channel, process)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, stderr
+    assert "shutdown requested" in stderr
+    assert "engine stopped" in stderr
+
+
 def test_gateway_alone_forwards_to_a_running_engine(tmp_path: Path) -> None:
     port, http_port, gateway_port = free_port(), free_port(), free_port()
     env = engine_env(
