@@ -204,11 +204,14 @@ class Burst:
     _slot: int = 0
     _epoch: float = field(default_factory=time.monotonic)
     _lock: threading.Condition = field(default_factory=threading.Condition)
-    _up: threading.Event = field(default_factory=threading.Event)
+    #: Whether clients may send; requests sent and not yet answered (both under `_lock`).
+    _open: bool = False
+    _outstanding: int = 0
     _threads: list[threading.Thread] = field(default_factory=list)
 
     def start(self) -> None:
-        self._up.set()
+        with self._lock:
+            self._open = True
         self._threads = [
             threading.Thread(target=self._client, name=f"burst-{i}", daemon=True)
             for i in range(CLIENT_THREADS)
@@ -218,14 +221,26 @@ class Burst:
 
     def pause(self) -> None:
         """No new requests from now on (requests already sent get an answer or an error)."""
-        self._up.clear()
+        with self._lock:
+            self._open = False
+
+    def wait_settled(self, timeout: float) -> None:
+        """Wait until every request sent before `pause` has its answer or its error."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self._outstanding:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    pytest.fail(f"{self._outstanding} requests still unanswered after {timeout} s")
+                self._lock.wait(min(left, 0.05))
 
     def resume(self, port: int) -> None:
         """Post to the engine on `port` from now on, the retry list first, at the offered pace."""
         with self._lock:
             self.port = port
             self._slot, self._epoch = 0, time.monotonic()
-        self._up.set()
+            self._open = True
+            self._lock.notify_all()
 
     def wait_acknowledged(self, count: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -245,9 +260,10 @@ class Burst:
         alive = [thread.name for thread in self._threads if thread.is_alive()]
         assert not alive, f"the burst did not finish in {timeout} s: {len(self.acknowledged)} acknowledged"
 
-    def retry_list(self) -> list[int]:
+    def not_acknowledged(self) -> list[int]:
+        """The events a request was sent for without acknowledgement, so far."""
         with self._lock:
-            return sorted(self._retry)
+            return sorted({number for number, _why in self.failures})
 
     def _take(self) -> tuple[int, float] | None:
         """The next event to post and when to post it; None when every event is acknowledged."""
@@ -271,13 +287,18 @@ class Burst:
         while (taken := self._take()) is not None:
             number, at = taken
             time.sleep(max(0.0, at - time.monotonic()))
-            self._up.wait()
+            # Checked and counted in one step: once `pause` returns, no request can start unseen.
+            with self._lock:
+                while not self._open:
+                    self._lock.wait()
+                self._outstanding += 1
+                port = self.port
             body = message_webhook(self.session, self.tag, number)
             try:
-                if connection is None or connection.port != self.port:
+                if connection is None or connection.port != port:
                     if connection is not None:
                         connection.close()
-                    connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+                    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
                 connection.request("POST", INGRESS_PATH, body=body, headers=signed_headers(body))
                 response = connection.getresponse()
                 answer = response.read()
@@ -289,14 +310,13 @@ class Burst:
                 connection = None
                 ok, why = False, f"{type(error).__name__}: {error}"
             with self._lock:
+                self._outstanding -= 1
                 if ok:
                     self.acknowledged.add(number)
                 else:
                     self.failures.append((number, why))
                     self._retry.append(number)
                 self._lock.notify_all()
-            if not ok:
-                self._up.wait()
         if connection is not None:
             connection.close()
 
@@ -437,9 +457,9 @@ def test_sigkill_mid_burst_loses_no_acknowledged_event(
             first.process.send_signal(signal.SIGKILL)
             first.process.wait(30)
             killed_at = time.monotonic()
-            time.sleep(0.2)  # the clients' requests to the dead engine fail now
+            burst.wait_settled(timeout=30)  # the requests the dead engine had not answered fail
             acknowledged_before_kill = set(burst.acknowledged)
-            in_flight_at_kill = burst.retry_list()
+            in_flight_at_kill = burst.not_acknowledged()
             delivered_before_kill = receiver.requests
 
             at_kill = outbox_state(database_url)
