@@ -37,33 +37,25 @@ class DriverStatement:
 
     def execute(self, tx: Session, params: dict[str, Any]) -> Any:
         """Run the statement in `tx` with `params` (a value for every parameter); the DBAPI cursor."""
-        driver, dialect = _driver_connection(tx)
-        compiled = self._compiled_for(tx, dialect, params)
-        arguments = compiled.arguments(params)
-        cursor = driver.cursor()
-        try:
-            cursor.execute(compiled.sql, arguments)
-        except dialect.loaded_dbapi.Error as error:
-            raise DBAPIError.instance(compiled.sql, arguments, error, dialect.loaded_dbapi.Error) from error
-        return cursor
+        return self._run(tx, [params], many=False)
 
     def execute_many(self, tx: Session, rows: Sequence[dict[str, Any]]) -> None:
         """Run the statement in `tx` once per row of `rows` (each with the same parameters)."""
-        driver, dialect = _driver_connection(tx)
-        compiled = self._compiled_for(tx, dialect, rows[0])
-        arguments = [compiled.arguments(row) for row in rows]
-        cursor = driver.cursor()
-        try:
-            cursor.executemany(compiled.sql, arguments)
-        except dialect.loaded_dbapi.Error as error:
-            raise DBAPIError.instance(compiled.sql, arguments, error, dialect.loaded_dbapi.Error) from error
+        self._run(tx, rows, many=True)
 
-    def _compiled_for(self, tx: Session, dialect: Dialect, params: dict[str, Any]) -> _Compiled:
-        key = (dialect.name, tuple(params))
+    def _run(self, tx: Session, rows: Sequence[dict[str, Any]], *, many: bool) -> Any:
+        driver, dialect = _driver_connection(tx)
+        key = (dialect.name, tuple(rows[0]))
         compiled = self._compiled.get(key)
         if compiled is None:
-            compiled = self._compiled[key] = _Compiled(self._build(tx), dialect, params)
-        return compiled
+            compiled = self._compiled[key] = _Compiled(self._build(tx), dialect, rows[0])
+        arguments: Any = [compiled.arguments(row) for row in rows] if many else compiled.arguments(rows[0])
+        cursor = driver.cursor()
+        try:
+            (cursor.executemany if many else cursor.execute)(compiled.sql, arguments)
+        except dialect.loaded_dbapi.Error as error:
+            raise DBAPIError.instance(compiled.sql, arguments, error, dialect.loaded_dbapi.Error) from error
+        return cursor
 
 
 class ListStatement:

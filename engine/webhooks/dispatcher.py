@@ -298,7 +298,6 @@ class Dispatcher:
         except Exception:
             if not finished:
                 raise
-            log.warning("recording a batch of deliveries failed, recording each alone", exc_info=True)
             disabled = self._record_each(finished)
             self._wakeup.set()  # and claim in the next cycle
         finally:
@@ -456,11 +455,12 @@ class Dispatcher:
             with self._db.transaction() as tx:
                 return self._record(tx, finished)
         except Exception:
-            log.warning("recording a batch of deliveries failed, recording each alone", exc_info=True)
             return self._record_each(finished)
 
     def _record_each(self, finished: list[tuple[_Claimed, _Outcome]]) -> set[str]:
-        """Record each outcome in its own transaction; return the agencies whose webhooks this disabled."""
+        """After a batch failed (called while handling its error): record each outcome in its own
+        transaction; return the agencies whose webhooks this disabled."""
+        log.warning("recording a batch of deliveries failed, recording each alone", exc_info=True)
         disabled: set[str] = set()
         for job, outcome in finished:
             try:

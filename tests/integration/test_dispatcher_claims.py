@@ -51,12 +51,27 @@ def receivers() -> Iterator[Callable[[], WebhookReceiver]]:
         receiver.close()
 
 
-@pytest.fixture
-def dispatchers() -> Iterator[list[Dispatcher]]:
+class Dispatchers:
     """Dispatchers a test builds itself; stopped at teardown."""
-    made: list[Dispatcher] = []
+
+    def __init__(self) -> None:
+        self.made: list[Dispatcher] = []
+
+    def add(self, *dispatchers: Dispatcher) -> None:
+        self.made.extend(dispatchers)
+
+    def for_engine(self, live: LiveEngine, clock: Callable[[], datetime]) -> Dispatcher:
+        """A dispatcher configured like the engine's, on its database, with its own clock."""
+        dispatcher = build_dispatcher(live.engine.settings, live.engine.database, live.engine.registry, clock)
+        self.add(dispatcher)
+        return dispatcher
+
+
+@pytest.fixture
+def dispatchers() -> Iterator[Dispatchers]:
+    made = Dispatchers()
     yield made
-    for dispatcher in made:
+    for dispatcher in made.made:
         dispatcher.stop(timeout=2)
 
 
@@ -71,11 +86,6 @@ class Clock:
 
     def advance(self, delta: timedelta) -> None:
         self.now += delta
-
-
-def dispatcher_for(live: LiveEngine, clock: Callable[[], datetime]) -> Dispatcher:
-    """A dispatcher configured like the engine's, on its database, with its own clock."""
-    return build_dispatcher(live.engine.settings, live.engine.database, live.engine.registry, clock)
 
 
 def send_tests(live: LiveEngine, api_key: str, count: int, prefix: str = "") -> list[webhook_pb2.Delivery]:
@@ -132,7 +142,7 @@ def test_two_dispatchers_on_one_database_deliver_every_event_exactly_once(
     backend: str,
     start_engine: Callable[..., LiveEngine],
     receivers: Callable[[], WebhookReceiver],
-    dispatchers: list[Dispatcher],
+    dispatchers: Dispatchers,
 ) -> None:
     live = start_engine(
         backend,
@@ -152,7 +162,7 @@ def test_two_dispatchers_on_one_database_deliver_every_event_exactly_once(
     second = build_dispatcher(
         settings, worker_database, RegistryService(worker_database, SecretCipher(settings.secret_key.get()))
     )
-    dispatchers.extend([first, second])
+    dispatchers.add(first, second)
     by_first, by_second = counting(first), counting(second)
 
     with ThreadPoolExecutor(4) as pool:
@@ -168,7 +178,7 @@ def test_two_dispatchers_on_one_database_deliver_every_event_exactly_once(
     counts = receiver.count_by_id()
     assert set(counts) == event_ids
     assert set(counts.values()) == {1}
-    for dispatcher in dispatchers:
+    for dispatcher in dispatchers.made:
         dispatcher.stop(timeout=2)
     worker_database.dispose()
 
@@ -192,7 +202,7 @@ def test_a_crashed_workers_claim_is_taken_over_when_its_lease_runs_out(
     backend: str,
     start_engine: Callable[..., LiveEngine],
     receivers: Callable[[], WebhookReceiver],
-    dispatchers: list[Dispatcher],
+    dispatchers: Dispatchers,
 ) -> None:
     live = start_engine(backend, run_dispatcher=False, webhook_timeout_seconds=2.0)
     receiver = receivers()
@@ -201,8 +211,7 @@ def test_a_crashed_workers_claim_is_taken_over_when_its_lease_runs_out(
 
     # A worker claims the row, then dies before making the attempt.
     started = utcnow()
-    crashed = dispatcher_for(live, Clock(started))
-    dispatchers.append(crashed)
+    crashed = dispatchers.for_engine(live, Clock(started))
     with live.engine.database.transaction() as tx:
         claimed = crashed._claim(tx, 10, Counter())
     assert [(job.delivery_id, job.agency_id) for job in claimed] == [(queued.delivery_id, "agency-a")]
@@ -213,8 +222,7 @@ def test_a_crashed_workers_claim_is_taken_over_when_its_lease_runs_out(
     assert timedelta(seconds=2) < lease <= timedelta(seconds=2 + 60)
 
     clock = Clock(started)
-    survivor = dispatcher_for(live, clock)
-    dispatchers.append(survivor)
+    survivor = dispatchers.for_engine(live, clock)
     assert survivor.run_once() == 0
     clock.advance(lease - timedelta(seconds=1))
     assert survivor.run_once() == 0
@@ -244,15 +252,14 @@ def test_stopping_records_the_attempts_in_flight(
     backend: str,
     start_engine: Callable[..., LiveEngine],
     receivers: Callable[[], WebhookReceiver],
-    dispatchers: list[Dispatcher],
+    dispatchers: Dispatchers,
 ) -> None:
     live = start_engine(backend, run_dispatcher=False)
     receiver = receivers()
     receiver.respond(200, delay=0.5)
     key = register(live.channel, "agency-a", dashboard_url=receiver.url).api_key
     queued = send_tests(live, key, 3)
-    dispatcher = dispatcher_for(live, utcnow)
-    dispatchers.append(dispatcher)
+    dispatcher = dispatchers.for_engine(live, utcnow)
     dispatcher.start()
     receiver.wait_for(3)
 
@@ -269,15 +276,14 @@ def test_an_outcome_that_cannot_be_recorded_loses_no_other(
     backend: str,
     start_engine: Callable[..., LiveEngine],
     receivers: Callable[[], WebhookReceiver],
-    dispatchers: list[Dispatcher],
+    dispatchers: Dispatchers,
 ) -> None:
     live = start_engine(backend, run_dispatcher=False)
     receiver = receivers()
     receiver.respond(200, delay=0.3)
     key = register(live.channel, "agency-a", dashboard_url=receiver.url).api_key
     queued = send_tests(live, key, 3)
-    dispatcher = dispatcher_for(live, utcnow)
-    dispatchers.append(dispatcher)
+    dispatcher = dispatchers.for_engine(live, utcnow)
     assert dispatcher.run_once() == 3
     receiver.wait_for(3)
     # While its attempt is in flight, one row goes: its attempt's row now breaks a foreign key.
@@ -300,7 +306,7 @@ def test_a_leased_row_is_not_claimed_by_another_dispatcher_before_its_lease_ends
     backend: str,
     start_engine: Callable[..., LiveEngine],
     receivers: Callable[[], WebhookReceiver],
-    dispatchers: list[Dispatcher],
+    dispatchers: Dispatchers,
 ) -> None:
     live = start_engine(backend, run_dispatcher=False)
     receiver = receivers()
@@ -313,8 +319,7 @@ def test_a_leased_row_is_not_claimed_by_another_dispatcher_before_its_lease_ends
         row.lease_expires_at = utcnow() + timedelta(minutes=5)
 
     clock = Clock(utcnow())
-    dispatcher = dispatcher_for(live, clock)
-    dispatchers.append(dispatcher)
+    dispatcher = dispatchers.for_engine(live, clock)
     assert dispatcher.run_once() == 2
     receiver.wait_for(2)
     assert receiver.stays_at(2, 0.3)
@@ -332,7 +337,7 @@ def test_a_leased_row_is_not_claimed_by_another_dispatcher_before_its_lease_ends
 def test_an_event_committed_while_a_claim_runs_is_still_held_for_a_disabled_dashboard(
     start_engine: Callable[..., LiveEngine],
     receivers: Callable[[], WebhookReceiver],
-    dispatchers: list[Dispatcher],
+    dispatchers: Dispatchers,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # PostgreSQL only: on SQLite a claim holds the write lock, so nothing commits during it.
@@ -345,8 +350,7 @@ def test_an_event_committed_while_a_claim_runs_is_still_held_for_a_disabled_dash
         registration.status = STATUS_WEBHOOKS_DISABLED
     live.engine.registry.forget("agency-a")
 
-    dispatcher = dispatcher_for(live, utcnow)
-    dispatchers.append(dispatcher)
+    dispatcher = dispatchers.for_engine(live, utcnow)
     at_select, go_on = threading.Event(), threading.Event()
     claimed: list[int] = []
 
