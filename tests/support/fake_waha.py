@@ -13,9 +13,9 @@ sends webhooks the way WAHA documents them (https://waha.devlike.pro/docs/how-to
 to every webhook configured on the session that subscribes to the event (or to "*").
 
 Timing, chosen to be test-friendly and close to WAHA:
-- Webhooks caused by an API call (start, stop, logout, sendText's automatic ack) are queued only
-  after the HTTP answer was written, as WAHA reports status changes asynchronously. Call
-  `wait_deliveries()` to wait until they were posted.
+- Webhooks caused by an API call (start, stop, logout, sendText's automatic ack) are queued with
+  the change that causes them but leave only after the HTTP answer was written, as WAHA reports
+  status changes asynchronously. Call `wait_deliveries()` to wait until they were posted.
 - Test helpers (`pair`, `inbound`, `ack`, `emit`, `fail_session`, `send_raw`) post their webhook
   before they return. All webhooks go through one queue, so they arrive in the order they were made.
 - Acks of sent messages are sent only when a test calls `ack(...)`, unless the fake was built with
@@ -36,7 +36,7 @@ import queue
 import secrets
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -120,21 +120,25 @@ class FakeSession:
 class _Job:
     """One webhook POST waiting in the delivery queue."""
 
-    def __init__(self, delivery: Delivery) -> None:
+    def __init__(self, delivery: Delivery, *, held: bool) -> None:
         self.delivery = delivery
+        # A webhook caused by an API call waits in line until that call's answer was written.
+        self.released = threading.Event()
+        if not held:
+            self.released.set()
         self.done = threading.Event()
         self.response: httpx.Response | None = None
         self.exception: httpx.HTTPError | None = None
 
 
 class _Reply:
-    """What a route answers, and the webhooks to queue once the answer is written."""
+    """What a route answers, and the webhooks it queued that may leave once the answer is written."""
 
     def __init__(self, status: int, body: object = None, *, raw: bytes | None = None) -> None:
         self.status = status
         self.body = body
         self.raw = raw
-        self.after: list[Callable[[], object]] = []
+        self.webhooks: list[_Job] = []
 
 
 def _ulid() -> str:
@@ -454,9 +458,9 @@ class FakeWaha:
             starting = self._set_status(session, "STARTING")
             session.qr_serial += 1
             final = self._set_status(session, "WORKING" if session.paired else "SCAN_QR_CODE")
-            reply.after = [
-                lambda: self._queue_event(session, "session.status", starting),
-                lambda: self._queue_event(session, "session.status", final),
+            reply.webhooks = [
+                *self._queue_event(session, "session.status", starting, held=True),
+                *self._queue_event(session, "session.status", final, held=True),
             ]
         reply.body = self._dto(session)
         return reply
@@ -465,7 +469,7 @@ class FakeWaha:
         reply = _Reply(201)
         if session.status != "STOPPED":
             stopped = self._set_status(session, "STOPPED")
-            reply.after = [lambda: self._queue_event(session, "session.status", stopped)]
+            reply.webhooks = self._queue_event(session, "session.status", stopped, held=True)
         reply.body = self._dto(session)
         return reply
 
@@ -519,7 +523,7 @@ class FakeWaha:
         )
         if self.auto_ack is not None:
             payload = self._ack_payload(session, serialized, self.auto_ack)
-            reply.after = [lambda: self._queue_event(session, "message.ack", payload)]
+            reply.webhooks = self._queue_event(session, "message.ack", payload, held=True)
         return reply
 
     def _dto(self, session: FakeSession) -> dict[str, Any]:
@@ -557,8 +561,13 @@ class FakeWaha:
             "ackName": ACK_NAMES[ack_number],
         }
 
-    def _queue_event(self, session: FakeSession, event: str, payload: dict[str, Any]) -> list[_Job]:
-        """Queue `event` for every webhook of the session subscribed to it."""
+    def _queue_event(
+        self, session: FakeSession, event: str, payload: dict[str, Any], *, held: bool = False
+    ) -> list[_Job]:
+        """Queue `event` for every webhook of the session subscribed to it.
+
+        `held` jobs wait in line until `_release` (the API call that caused them was answered).
+        """
         jobs = []
         for hook in session.webhooks:
             events = hook.get("events") or []
@@ -580,17 +589,17 @@ class FakeWaha:
             delivery = Delivery(
                 url=str(hook["url"]), body=body, headers=_webhook_headers(body, _hmac_key(hook), hook)
             )
-            jobs.append(self._queue_delivery(delivery))
+            jobs.append(self._queue_delivery(delivery, held=held))
         return jobs
 
-    def _queue_delivery(self, delivery: Delivery) -> _Job:
-        job = _Job(delivery)
+    def _queue_delivery(self, delivery: Delivery, *, held: bool = False) -> _Job:
+        job = _Job(delivery, held=held)
         self._hold(+1)
         self._queue.put(job)
         return job
 
     def _hold(self, change: int) -> None:
-        """Count webhooks not yet posted (queued, or about to be queued) up or down."""
+        """Count webhooks queued and not yet posted up or down."""
         with self._idle:
             self._pending += change
             self._idle.notify_all()
@@ -606,6 +615,7 @@ class FakeWaha:
             job = self._queue.get()
             if job is None:
                 return
+            job.released.wait()
             delivery = job.delivery
             try:
                 assert self._client is not None
@@ -654,10 +664,15 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         raw_body = self.rfile.read(length) if length else b""
         reply = self.owner._handle(self.command, self.path, self.headers.get("X-Api-Key"), raw_body)
-        if reply.after:
-            # Count the coming webhooks as pending before the caller has its answer, so that
-            # wait_deliveries() right after the call waits for them.
-            self.owner._hold(+1)
+        try:
+            self._answer(reply)
+        finally:
+            # Webhooks caused by the call leave after its answer, as WAHA reports them
+            # asynchronously. They were queued with the change, so they keep its place in line.
+            for job in reply.webhooks:
+                job.released.set()
+
+    def _answer(self, reply: _Reply) -> None:
         if reply.raw is not None:
             payload = reply.raw
         elif reply.body is None:
@@ -671,12 +686,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(payload)
         self.wfile.flush()
-        # Webhooks caused by the call leave after its answer, as WAHA reports them asynchronously.
-        if reply.after:
-            with self.owner._lock:
-                for queue_webhooks in reply.after:
-                    queue_webhooks()
-            self.owner._hold(-1)
 
     do_GET = do_POST = do_PUT = do_DELETE = _serve
 
