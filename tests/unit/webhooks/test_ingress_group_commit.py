@@ -37,8 +37,6 @@ SESSION = "ses_group"
 PROVIDER_SESSION = "group-session"
 GATE_TEXT = "gate"
 FAILING_TEXT = "fails"
-#: Long enough for the other callers to queue behind the held transaction.
-QUEUE_SECONDS = 0.3
 
 
 class Publisher:
@@ -122,6 +120,15 @@ def message(number: int, text: str = "hello", *, event_id: str = "", message_id:
     )
 
 
+def wait_until_queued(ingress: ProviderIngress, waiting: int) -> None:
+    """Wait until `waiting` callers queued behind the held transaction (a fixed sleep is too short
+    when the machine is busy, and the late callers then commit in a group of their own)."""
+    deadline = time.monotonic() + 10
+    while len(ingress._queue) < waiting:
+        assert time.monotonic() < deadline, f"{len(ingress._queue)} of {waiting} callers queued"
+        time.sleep(0.005)
+
+
 def record_behind_gate(
     ingress: ProviderIngress, publisher: Publisher, events: list[InboundMessage]
 ) -> list[Recorded | Exception]:
@@ -130,7 +137,7 @@ def record_behind_gate(
         gate = pool.submit(ingress.record, PROVIDER, message(0, GATE_TEXT))
         assert publisher.gate_entered.wait(10)
         futures = [pool.submit(ingress.record, PROVIDER, event) for event in events]
-        time.sleep(QUEUE_SECONDS)
+        wait_until_queued(ingress, len(events))
         publisher.gate_open.set()
         assert gate.result(10).outcome is Outcome.STORED
         return [f.exception(10) or f.result() for f in futures]
