@@ -566,7 +566,7 @@ class FakeWaha:
     ) -> list[_Job]:
         """Queue `event` for every webhook of the session subscribed to it.
 
-        `held` jobs wait in line until `_release` (the API call that caused them was answered).
+        `held` jobs wait in line until the handler has written the answer of the call that caused them.
         """
         jobs = []
         for hook in session.webhooks:
