@@ -88,6 +88,14 @@ class Clock:
         self.now += delta
 
 
+def queue_for_one_dashboard(
+    live: LiveEngine, receiver: WebhookReceiver, count: int
+) -> list[webhook_pb2.Delivery]:
+    """Register agency-a with `receiver` as its dashboard and queue `count` webhook.test events for it."""
+    key = register(live.channel, "agency-a", dashboard_url=receiver.url).api_key
+    return send_tests(live, key, count)
+
+
 def send_tests(live: LiveEngine, api_key: str, count: int, prefix: str = "") -> list[webhook_pb2.Delivery]:
     """Queue `count` webhook.test events for the key's dashboard, as the outbox writes any event.
 
@@ -206,8 +214,7 @@ def test_a_crashed_workers_claim_is_taken_over_when_its_lease_runs_out(
 ) -> None:
     live = start_engine(backend, run_dispatcher=False, webhook_timeout_seconds=2.0)
     receiver = receivers()
-    key = register(live.channel, "agency-a", dashboard_url=receiver.url).api_key
-    (queued,) = send_tests(live, key, 1)
+    (queued,) = queue_for_one_dashboard(live, receiver, 1)
 
     # A worker claims the row, then dies before making the attempt.
     started = utcnow()
@@ -257,8 +264,7 @@ def test_stopping_records_the_attempts_in_flight(
     live = start_engine(backend, run_dispatcher=False)
     receiver = receivers()
     receiver.respond(200, delay=0.5)
-    key = register(live.channel, "agency-a", dashboard_url=receiver.url).api_key
-    queued = send_tests(live, key, 3)
+    queued = queue_for_one_dashboard(live, receiver, 3)
     dispatcher = dispatchers.for_engine(live, utcnow)
     dispatcher.start()
     receiver.wait_for(3)
@@ -281,8 +287,7 @@ def test_an_outcome_that_cannot_be_recorded_loses_no_other(
     live = start_engine(backend, run_dispatcher=False)
     receiver = receivers()
     receiver.respond(200, delay=0.3)
-    key = register(live.channel, "agency-a", dashboard_url=receiver.url).api_key
-    queued = send_tests(live, key, 3)
+    queued = queue_for_one_dashboard(live, receiver, 3)
     dispatcher = dispatchers.for_engine(live, utcnow)
     assert dispatcher.run_once() == 3
     receiver.wait_for(3)
@@ -310,8 +315,7 @@ def test_a_leased_row_is_not_claimed_by_another_dispatcher_before_its_lease_ends
 ) -> None:
     live = start_engine(backend, run_dispatcher=False)
     receiver = receivers()
-    key = register(live.channel, "agency-a", dashboard_url=receiver.url).api_key
-    queued = send_tests(live, key, 3)
+    queued = queue_for_one_dashboard(live, receiver, 3)
     # Another worker holds a lease on the first row, written straight into the database.
     with live.engine.database.transaction() as tx:
         row = tx.get(WebhookDelivery, queued[0].delivery_id)
