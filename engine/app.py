@@ -41,11 +41,12 @@ from engine.store import migrate
 from engine.store.base import utcnow
 from engine.store.database import Database
 from engine.webhooks.deliveries import DeliveryService
-from engine.webhooks.dispatcher import Dispatcher, DispatcherConfig, RetryPolicy
+from engine.webhooks.dispatcher import Dispatcher, DispatcherConfig
 from engine.webhooks.ingress import ProviderIngress
 from engine.webhooks.outbox import Outbox
 from engine.webhooks.servicer import WebhookServicer
 from engine.webhooks.signing import EngineSigner
+from engine.work.retry import RetryPolicy
 
 log = logging.getLogger("engine")
 

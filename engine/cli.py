@@ -1,4 +1,4 @@
-"""Command line: `engine serve | migrate | dev-credentials`."""
+"""Command line: `engine serve | migrate | worker | gateway | dev-credentials`."""
 
 from __future__ import annotations
 

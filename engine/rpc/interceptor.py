@@ -115,7 +115,8 @@ class AccessInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
                 context.set_trailing_metadata(((REQUEST_ID_KEY, request_id), *trailers))
                 context.abort(code, message)
             except NotImplementedError:
-                # Generated base servicers raise this for RPCs of later issues.
+                # Generated base servicers raise this for an RPC declared in the contract and not
+                # implemented by its servicer.
                 code = grpc.StatusCode.UNIMPLEMENTED
                 context.set_trailing_metadata(((REQUEST_ID_KEY, request_id),))
                 context.abort(code, f"{method} is not implemented yet")

@@ -1,1 +1,2 @@
-"""Webhooks: provider ingress (and, later, the outbox, dispatcher and signing)."""
+"""Webhooks: provider ingress, and delivery to dashboards (outbox, dispatcher, Standard Webhooks
+signing, the deliveries API)."""

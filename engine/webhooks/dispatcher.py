@@ -9,7 +9,6 @@ ever occupies its own share of the workers.
 
 from __future__ import annotations
 
-import email.utils
 import http.client
 import logging
 import random
@@ -42,38 +41,13 @@ from engine.webhooks.connections import ConnectionPool
 from engine.webhooks.models import FAILED, HELD, PENDING, SUCCEEDED, DeliveryAttempt, WebhookDelivery
 from engine.webhooks.signing import EngineSigner, signature_header
 from engine.webhooks.targets import DeliveryTarget, Destination, TargetRefused, check_destination
+from engine.work.retry import RetryPolicy, retry_after_seconds
 
 log = logging.getLogger("engine.dispatcher")
 
 #: How long a dashboard URL's checked address is used before its host name is resolved again.
 DESTINATION_CACHE_SECONDS = 2.0
 USER_AGENT = f"workflow-engine-webhooks/{__version__}"
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """When to try again: a schedule of delays (data, not code), jittered, honouring Retry-After."""
-
-    schedule: tuple[float, ...]
-    jitter: float = 0.2
-
-    @property
-    def attempts(self) -> int:
-        """Attempts in all: the first one and one per scheduled delay."""
-        return len(self.schedule) + 1
-
-    def delay_after(self, attempt_number: int, retry_after: float | None, rng: random.Random) -> float | None:
-        """Seconds until the attempt after `attempt_number`; None when it was the last.
-
-        A dashboard's Retry-After may lengthen the wait up to the schedule's longest
-        delay, never shorten it below the schedule.
-        """
-        if attempt_number >= self.attempts:
-            return None
-        delay = self.schedule[attempt_number - 1] * rng.uniform(1 - self.jitter, 1 + self.jitter)
-        if retry_after is not None:
-            delay = max(delay, min(retry_after, max(self.schedule)))
-        return delay
 
 
 @dataclass(frozen=True)
@@ -437,7 +411,7 @@ class Dispatcher:
             return _Outcome(error="timed out", duration_ms=_ms_since(started))
         except (OSError, http.client.HTTPException) as error:
             return _Outcome(error=f"request failed: {type(error).__name__}", duration_ms=_ms_since(started))
-        retry_after = _retry_after_seconds(answer.retry_after)
+        retry_after = retry_after_seconds(answer.retry_after)
         return _Outcome(answer.status, answer.excerpt, "", retry_after, _ms_since(started))
 
     def _check(self, url: str) -> Destination | TargetRefused:
@@ -573,22 +547,6 @@ def _attempt_row(job: _Claimed, outcome: _Outcome, now: datetime) -> dict[str, A
         "duration_ms": outcome.duration_ms,
         "error": outcome.error[:500],
     }
-
-
-def _retry_after_seconds(value: str | None) -> float | None:
-    """Seconds from a Retry-After header: delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        return None
-    return max(0.0, (when - utcnow()).total_seconds())
 
 
 def _ms_since(started: float) -> int:

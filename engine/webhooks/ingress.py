@@ -1,6 +1,6 @@
 """Provider ingress: verify a provider's webhook, parse it, record each event all or nothing.
 
-This is the engine's second path (ARCHITECTURE.md §5): `/v1/webhooks/{provider}` → verify
+This is the engine's second path (docs in the README, "Providers"): `/v1/webhooks/{provider}` → verify
 the provider's signature (through the AccessGuard, as the `PROVIDER_SIGNATURE` credential)
 → parse into provider-neutral events → find the session they belong to → record each event
 all or nothing: receipt, conversation, message or status change, notices for the dashboard.

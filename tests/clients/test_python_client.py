@@ -19,6 +19,7 @@ from google.rpc import error_details_pb2
 
 from tests.conftest import BACKENDS, MASTER_KEY, PSK, WEBHOOK_SECRET, LiveEngine
 from tests.support.receiver import WebhookReceiver
+from tests.support.waiting import eventually
 from workflow_engine.v1 import common_pb2, webhook_pb2
 from workflow_engine_client import (
     NO_RETRY,
@@ -82,17 +83,6 @@ def dashboard(live: LiveEngine, agency_id: str, url: str = NOWHERE, **options: A
 
 def status_name(value: int) -> str:
     return str(common_pb2.SessionStatus.Name(value)).removeprefix("SESSION_STATUS_")
-
-
-def eventually(probe: Callable[[], Any], done: Callable[[Any], bool], what: str, timeout: float = 8.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = probe()
-        if done(result):
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}; last seen: {result}")
-        time.sleep(0.02)
 
 
 def free_port() -> int:

@@ -38,6 +38,7 @@ from tests.conftest import BACKENDS, MASTER_KEY, WEBHOOK_SECRET, LiveEngine, bas
 from tests.support.fake_waha import DEFAULT_API_KEY, FakeWaha
 from tests.support.receiver import Received, Reply, WebhookReceiver
 from tests.support.rpc import MASTER_AUTH, PSK_AUTH, Metadata, api_key_auth, detail_of, register
+from tests.support.waiting import WAIT_SECONDS, eventually
 from workflow_engine.v1 import (
     admin_pb2,
     admin_pb2_grpc,
@@ -50,7 +51,6 @@ from workflow_engine.v1 import (
     webhook_pb2_grpc,
 )
 
-DEADLINE = 8.0
 WAHA_SECRET = "waha-hmac-secret-0123456789abcdef"
 ADMIN_SERVICE = admin_pb2.DESCRIPTOR.services_by_name["AdminService"]
 ADMIN_METHODS = list(ADMIN_SERVICE.methods)
@@ -66,20 +66,6 @@ HELD = webhook_pb2.DELIVERY_STATUS_HELD
 
 
 # -- helpers ------------------------------------------------------------------------------------
-
-
-def eventually(
-    probe: Callable[[], Any], done: Callable[[Any], bool], what: str, timeout: float = DEADLINE
-) -> Any:
-    """Poll `probe` until `done(result)`; fail after `timeout` seconds with the last result."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = probe()
-        if done(result):
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}; last seen: {result}")
-        time.sleep(0.02)
 
 
 def rpc_error(call: Callable[[], Any]) -> grpc.RpcError:
@@ -229,7 +215,9 @@ class Board:
         request = webhook_pb2.GetDeliveryRequest(agency_id=self.agency_id, delivery_id=delivery_id)
         return self.webhooks.GetDelivery(request, metadata=MASTER_AUTH).delivery
 
-    def wait_delivery(self, delivery_id: str, status: int, timeout: float = DEADLINE) -> webhook_pb2.Delivery:
+    def wait_delivery(
+        self, delivery_id: str, status: int, timeout: float = WAIT_SECONDS
+    ) -> webhook_pb2.Delivery:
         return eventually(
             lambda: self.delivery(delivery_id),
             lambda d: d.status == status,

@@ -7,7 +7,6 @@ JSON in camelCase, enums by name, int64 as strings, and grpc-gateway's status co
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -20,10 +19,10 @@ from engine import __version__
 from engine.sessions.providers.sandbox import SIGNATURE_HEADER, SandboxProvider
 from tests.conftest import BACKENDS, MASTER_KEY, PSK, WEBHOOK_SECRET, LiveEngine
 from tests.support.receiver import WebhookReceiver
+from tests.support.waiting import eventually
 
 MASTER = {"X-API-Key": MASTER_KEY}
 PSK_HEADERS = {"Authorization": f"PSK {PSK}"}
-DEADLINE = 8.0
 NOWHERE = "https://dashboard.example.com/hooks"
 
 #: Every admin route: method, path (with {agencyId}), body.
@@ -42,20 +41,6 @@ ADMIN_ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
 
 
 # -- helpers ------------------------------------------------------------------------------------
-
-
-def eventually(
-    probe: Callable[[], Any], done: Callable[[Any], bool], what: str, timeout: float = DEADLINE
-) -> Any:
-    """Poll `probe` until `done(result)`; fail after `timeout` seconds with the last result."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = probe()
-        if done(result):
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}; last seen: {result}")
-        time.sleep(0.02)
 
 
 def ok(response: httpx.Response, status: int = 200) -> Any:

@@ -37,7 +37,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,7 @@ from tests.conftest import BACKENDS, PSK, WEBHOOK_SECRET
 from tests.integration.test_serve_process import ENGINE, engine_env, free_port, wait_serving
 from tests.support.postgres import ThrowawayPostgres
 from tests.support.receiver import Received, WebhookReceiver
+from tests.support.waiting import eventually
 
 AGENCY_ID = "durability-agency"
 TENANT_ID = "durability-tenant"
@@ -401,17 +402,6 @@ def outbox_state(database_url: str) -> OutboxState:
         engine.dispose()
 
 
-def eventually(probe: Callable[[], Any], done: Callable[[Any], bool], what: str, timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = probe()
-        if done(result):
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}; last seen: {result}")
-        time.sleep(0.25)
-
-
 # -- the test ---------------------------------------------------------------------------------
 
 
@@ -481,6 +471,7 @@ def test_sigkill_mid_burst_loses_no_acknowledged_event(
                 lambda state: state.rows == EVENTS and state.succeeded == EVENTS,
                 f"all {EVENTS} message.received deliveries to succeed",
                 timeout=DRAIN_SECONDS,
+                interval=0.25,
             )
             drained_at = time.monotonic()
             missing = deliveries.missing(set(burst.acknowledged), session)

@@ -24,10 +24,10 @@ from engine.ids import new_id
 from engine.sessions.providers.sandbox import SIGNATURE_HEADER, SandboxProvider
 from tests.conftest import BACKENDS, LiveEngine, base_settings
 from tests.support.rpc import MASTER_AUTH, Metadata, api_key_auth, detail_of, register
+from tests.support.waiting import eventually
 from workflow_engine.v1 import common_pb2, sessions_pb2, sessions_pb2_grpc
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-DEADLINE_SECONDS = 5.0
 
 # -- helpers ------------------------------------------------------------------------------------
 
@@ -38,18 +38,6 @@ def status_name(value: int) -> str:
 
 def message_status_name(value: int) -> str:
     return str(common_pb2.MessageStatus.Name(value)).removeprefix("MESSAGE_STATUS_")
-
-
-def eventually(probe: Callable[[], Any], done: Callable[[Any], bool], what: str) -> Any:
-    """Poll `probe` until `done(result)`; fail after DEADLINE_SECONDS with the last result."""
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    while True:
-        result = probe()
-        if done(result):
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}; last seen: {result}")
-        time.sleep(0.01)
 
 
 def next_millisecond() -> None:

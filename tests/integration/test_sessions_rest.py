@@ -11,10 +11,10 @@ import httpx
 import pytest
 
 from tests.conftest import BACKENDS, PSK, LiveEngine
+from tests.support.waiting import eventually
 
 PSK_HEADERS = {"Authorization": f"PSK {PSK}"}
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-DEADLINE_SECONDS = 5.0
 
 SESSION_FIELDS = {
     "sessionId",
@@ -53,18 +53,6 @@ CONVERSATION_FIELDS = {
     "lastMessageText",
     "messageCount",
 }
-
-
-def eventually(probe: Callable[[], Any], done: Callable[[Any], bool], what: str) -> Any:
-    """Poll `probe` until `done(result)`; fail after DEADLINE_SECONDS with the last result."""
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    while True:
-        result = probe()
-        if done(result):
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}; last seen: {result}")
-        time.sleep(0.01)
 
 
 class Dashboard:

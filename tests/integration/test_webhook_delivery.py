@@ -37,6 +37,7 @@ from engine.webhooks.signing import signed_content
 from tests.conftest import BACKENDS, WEBHOOK_SECRET, LiveEngine
 from tests.support.receiver import Received, Reply, WebhookReceiver
 from tests.support.rpc import MASTER_AUTH, Metadata, api_key_auth, register
+from tests.support.waiting import WAIT_SECONDS, eventually
 from workflow_engine.v1 import (
     common_pb2,
     registry_pb2,
@@ -49,7 +50,6 @@ from workflow_engine.v1 import (
 
 #: Seconds before each retry: three attempts in all, the last well within a second.
 RETRY = (0.2, 0.2)
-DEADLINE = 8.0
 WHSEC_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 PLAIN_SECRET = "plain-dashboard-secret-0123456789abcdefgh"
 OTHER_WHSEC_SECRET = "whsec_" + base64.b64encode(bytes(range(100, 132))).decode()
@@ -58,20 +58,6 @@ Delivery = webhook_pb2.Delivery
 
 
 # -- helpers ------------------------------------------------------------------------------------
-
-
-def eventually(
-    probe: Callable[[], Any], done: Callable[[Any], bool], what: str, timeout: float = DEADLINE
-) -> Any:
-    """Poll `probe` until `done(result)`; fail after `timeout` with the last result."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = probe()
-        if done(result):
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}; last seen: {result}")
-        time.sleep(0.02)
 
 
 def status_of(delivery: Delivery) -> str:
@@ -160,7 +146,7 @@ class Dashboard:
         return list(self.list(auth, page_size=500).deliveries)
 
     def wait_status(
-        self, delivery_id: str, status: str, auth: Metadata | None = None, timeout: float = DEADLINE
+        self, delivery_id: str, status: str, auth: Metadata | None = None, timeout: float = WAIT_SECONDS
     ) -> Delivery:
         return eventually(
             lambda: self.get(delivery_id, auth),
@@ -237,7 +223,7 @@ def wait_dashboard_status(board: Dashboard, status: int) -> None:
         lambda: board.config().status,
         lambda seen: seen == status,
         f"the dashboard status to be {common_pb2.DashboardStatus.Name(status)}",
-        timeout=CACHE_SECONDS + DEADLINE,
+        timeout=CACHE_SECONDS + WAIT_SECONDS,
     )
 
 

@@ -1,4 +1,5 @@
-"""The SSRF guard: connections pinned to the checked address; registration refuses inward URLs."""
+"""The SSRF guard: internal addresses in all their spellings are refused, connections are pinned to
+the checked address, registration refuses inward URLs."""
 
 from __future__ import annotations
 
@@ -73,3 +74,67 @@ def test_registration_refuses_urls_that_resolve_inward(
     assert (
         url_destination_problem("https://inward.example.com/hooks", allow_private_webhook_urls=True) is None
     )
+
+
+# -- SSRF guard -------------------------------------------------------------------------------------
+
+INTERNAL_URLS = [
+    "http://127.0.0.1:8080/hooks",
+    "http://localhost/hooks",
+    "https://[::1]/hooks",
+    "http://10.1.2.3/hooks",
+    "http://172.16.0.9/hooks",
+    "http://192.168.1.20:3000/hooks",
+    "http://169.254.169.254/latest/meta-data/",
+    "http://[fe80::1]/hooks",
+    "http://[fd00::1]/hooks",
+    "http://0.0.0.0/hooks",
+    "http://100.64.0.1/hooks",
+    "http://[::ffff:127.0.0.1]/hooks",
+    # IPv4 embedded in IPv6: compatible and NAT64 forms.
+    "http://[::127.0.0.1]/hooks",
+    "http://[64:ff9b::a00:1]/hooks",
+    # Other spellings of 127.0.0.1 that resolvers accept.
+    "http://2130706433/hooks",
+    "http://0177.0.0.1/hooks",
+    "http://0x7f.0.0.1/hooks",
+]
+
+
+@pytest.mark.parametrize("url", INTERNAL_URLS)
+def test_internal_destinations_are_refused(url: str) -> None:
+    with pytest.raises(TargetRefused, match="non-public"):
+        check_destination(url, allow_private_webhook_urls=False)
+
+
+@pytest.mark.parametrize("url", INTERNAL_URLS)
+def test_internal_destinations_are_allowed_when_configured(url: str) -> None:
+    check_destination(url, allow_private_webhook_urls=True)
+
+
+@pytest.mark.parametrize(
+    "url", ["https://93.184.215.14/hooks", "http://8.8.8.8:8080/x", "https://[2606:4700::1]/"]
+)
+def test_public_addresses_are_allowed(url: str) -> None:
+    check_destination(url, allow_private_webhook_urls=False)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://93.184.215.14/hooks",
+        "file:///etc/passwd",
+        "gopher://127.0.0.1:25/",
+        "javascript:alert(1)",
+        "http://",
+    ],
+)
+@pytest.mark.parametrize("allow", [False, True])
+def test_non_http_urls_are_refused(url: str, allow: bool) -> None:
+    with pytest.raises(TargetRefused, match="not an http"):
+        check_destination(url, allow_private_webhook_urls=allow)
+
+
+def test_an_unresolvable_host_is_refused() -> None:
+    with pytest.raises(TargetRefused, match="cannot resolve"):
+        check_destination("https://no-such-host.invalid/hooks", allow_private_webhook_urls=False)

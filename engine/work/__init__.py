@@ -1,0 +1,1 @@
+"""Machinery shared by every kind of background work: the retry policy."""
