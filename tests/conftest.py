@@ -5,21 +5,15 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
 
 import grpc
 import pytest
 
-from engine.app import Engine, build_engine
-from engine.config import SecretStr, Settings
+from engine.app import build_engine
+from tests.support.constants import BACKENDS
+from tests.support.live import LiveEngine, base_settings
 from tests.support.postgres import ThrowawayPostgres
 
-PSK = "test-psk-0123456789abcdefghijklmnop"
-MASTER_KEY = "test-master-key-0123456789abcdefghij"
-SECRET_KEY = "test-secret-key-0123456789abcdefghijklmnop"
-WEBHOOK_SECRET = "whsec-test-0123456789abcdefghijklmnopqrstuv"
-
-BACKENDS = ["sqlite", "postgres"]
 _database_numbers = itertools.count(1)
 
 
@@ -50,45 +44,6 @@ def fresh_database_url(
         return server.create_database(f"engine_test_{number}")
 
     return make
-
-
-def base_settings(database_url: str, **overrides: object) -> Settings:
-    """Settings for a test engine on a free port with the test credentials."""
-    settings = Settings(
-        master_api_key=SecretStr(MASTER_KEY),
-        internal_psk=SecretStr(PSK),
-        secret_key=SecretStr(SECRET_KEY),
-        database_url=database_url,
-        grpc_addr="127.0.0.1:0",
-        http_addr="127.0.0.1:0",
-        rate_limit_rps=1000.0,
-        rate_limit_burst=10_000,
-        grpc_workers=8,
-        # Sandbox sessions pair at once unless a test asks otherwise.
-        sandbox_pairing_seconds=0.0,
-        # Test dashboards listen on loopback; unreachable example URLs fail fast.
-        allow_private_webhook_urls=True,
-        webhook_timeout_seconds=2.0,
-    )
-    return replace(settings, **overrides)  # type: ignore[arg-type]
-
-
-@dataclass
-class LiveEngine:
-    """A started engine and a channel to it."""
-
-    engine: Engine
-    channel: grpc.Channel
-    backend: str
-
-    @property
-    def target(self) -> str:
-        return f"127.0.0.1:{self.engine.grpc_port}"
-
-    @property
-    def base_url(self) -> str:
-        """The REST gateway's URL (engines started with http=True)."""
-        return f"http://127.0.0.1:{self.engine.http_port}"
 
 
 @pytest.fixture

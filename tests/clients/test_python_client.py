@@ -17,7 +17,8 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 
-from tests.conftest import BACKENDS, MASTER_KEY, PSK, WEBHOOK_SECRET, LiveEngine
+from tests.support.constants import BACKENDS, MASTER_KEY, PSK, WEBHOOK_SECRET
+from tests.support.live import LiveEngine
 from tests.support.receiver import WebhookReceiver
 from tests.support.waiting import eventually
 from workflow_engine.v1 import common_pb2, webhook_pb2

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PSK, LiveEngine
+from tests.support.constants import PSK
+from tests.support.live import LiveEngine
 from workflow_engine_client import RegistrationClient
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "clients" / "python" / "examples" / "reference_dashboard.py"

@@ -18,7 +18,8 @@ from google.protobuf import json_format
 from nacl.signing import SigningKey
 from standardwebhooks import Webhook
 
-from tests.conftest import PSK, WEBHOOK_SECRET, LiveEngine
+from tests.support.constants import PSK, WEBHOOK_SECRET
+from tests.support.live import LiveEngine
 from tests.support.receiver import Received, WebhookReceiver
 from workflow_engine.v1 import common_pb2, webhook_pb2
 from workflow_engine_client import (

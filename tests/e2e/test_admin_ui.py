@@ -24,7 +24,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import MASTER_KEY, LiveEngine
+from tests.support.constants import MASTER_KEY
+from tests.support.live import LiveEngine
 from tests.support.rpc import register
 
 sync_api = pytest.importorskip("playwright.sync_api")

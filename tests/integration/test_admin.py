@@ -34,8 +34,9 @@ from engine.app import build_engine
 from engine.config import SecretStr
 from engine.sessions.providers.sandbox import SIGNATURE_HEADER, SandboxProvider
 from engine.webhooks.models import WebhookDelivery
-from tests.conftest import BACKENDS, MASTER_KEY, WEBHOOK_SECRET, LiveEngine, base_settings
+from tests.support.constants import BACKENDS, MASTER_KEY, WEBHOOK_SECRET
 from tests.support.fake_waha import DEFAULT_API_KEY, FakeWaha
+from tests.support.live import LiveEngine, base_settings
 from tests.support.receiver import Received, Reply, WebhookReceiver
 from tests.support.rpc import MASTER_AUTH, PSK_AUTH, Metadata, api_key_auth, detail_of, register
 from tests.support.waiting import WAIT_SECONDS, eventually

@@ -17,7 +17,8 @@ import pytest
 
 from engine import __version__
 from engine.sessions.providers.sandbox import SIGNATURE_HEADER, SandboxProvider
-from tests.conftest import BACKENDS, MASTER_KEY, PSK, WEBHOOK_SECRET, LiveEngine
+from tests.support.constants import BACKENDS, MASTER_KEY, PSK, WEBHOOK_SECRET
+from tests.support.live import LiveEngine
 from tests.support.receiver import WebhookReceiver
 from tests.support.waiting import eventually
 

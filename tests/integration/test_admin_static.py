@@ -15,7 +15,7 @@ from engine.admin.ui import admin_assets
 from engine.gateway.app import Gateway, OpsEndpoints
 from engine.gateway.routes import routes_of
 from engine.rpc.server import SERVICES
-from tests.conftest import LiveEngine
+from tests.support.live import LiveEngine
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "

@@ -18,7 +18,7 @@ from engine.auth.policy import rule_of
 from engine.registry.models import STATUS_SUSPENDED, DashboardRegistration
 from engine.rpc.server import SERVICES
 from engine.sessions.providers.sandbox import SandboxProvider
-from tests.conftest import LiveEngine
+from tests.support.live import LiveEngine
 from tests.support.rpc import MASTER_AUTH, PSK_AUTH, Metadata, api_key_auth, detail_of, register
 from workflow_engine.v1 import options_pb2, registry_pb2, registry_pb2_grpc, webhook_pb2
 

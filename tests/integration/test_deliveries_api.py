@@ -12,7 +12,7 @@ from sqlalchemy import update
 
 from engine.registry.models import STATUS_SUSPENDED, DashboardRegistration
 from engine.webhooks.models import WebhookDelivery
-from tests.conftest import LiveEngine
+from tests.support.live import LiveEngine
 from tests.support.receiver import WebhookReceiver
 from tests.support.rpc import api_key_auth, register
 from workflow_engine.v1 import webhook_pb2, webhook_pb2_grpc

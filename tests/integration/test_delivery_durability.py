@@ -50,8 +50,8 @@ from standardwebhooks import Webhook
 
 from bench.ingress_throughput import INGRESS_PATH, message_webhook, sign, stub_waha, waha_webhook
 from engine.webhooks.models import SUCCEEDED, WebhookDelivery
-from tests.conftest import BACKENDS, PSK, WEBHOOK_SECRET
 from tests.integration.test_serve_process import ENGINE, engine_env, free_port, wait_serving
+from tests.support.constants import BACKENDS, PSK, WEBHOOK_SECRET
 from tests.support.postgres import ThrowawayPostgres
 from tests.support.receiver import Received, WebhookReceiver
 from tests.support.waiting import eventually

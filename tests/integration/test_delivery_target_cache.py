@@ -9,7 +9,8 @@ from sqlalchemy import update
 from engine.registry.models import DashboardRegistration
 from engine.registry.service import SECRET_OVERLAP, ConfigChanges
 from engine.store.base import utcnow
-from tests.conftest import WEBHOOK_SECRET, LiveEngine
+from tests.support.constants import WEBHOOK_SECRET
+from tests.support.live import LiveEngine
 from tests.support.rpc import register
 
 NEW_SECRET = "whsec-new-0123456789abcdefghijklmnopqrstuvwx"

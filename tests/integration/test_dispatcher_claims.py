@@ -25,7 +25,8 @@ from engine.webhooks import dispatcher as dispatcher_module
 from engine.webhooks.dispatcher import Dispatcher
 from engine.webhooks.models import HELD, PENDING, SUCCEEDED, DeliveryAttempt, WebhookDelivery
 from engine.webhooks.outbox import Outbox
-from tests.conftest import BACKENDS, LiveEngine
+from tests.support.constants import BACKENDS
+from tests.support.live import LiveEngine
 from tests.support.receiver import WebhookReceiver
 from tests.support.rpc import register
 from workflow_engine.v1 import webhook_pb2

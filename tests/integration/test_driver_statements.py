@@ -19,7 +19,7 @@ from engine.store.base import utcnow
 from engine.store.database import Database
 from engine.store.driver import DriverStatement, ListStatement
 from engine.webhooks.models import ProviderEventReceipt
-from tests.conftest import BACKENDS
+from tests.support.constants import BACKENDS
 
 _RECEIPTS = ProviderEventReceipt.__table__
 _INSERT_RECEIPT = DriverStatement(lambda _tx: insert(_RECEIPTS))

@@ -49,7 +49,8 @@ from schemathesis.core.result import Ok
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from engine.app import build_engine, openapi_document
-from tests.conftest import MASTER_KEY, PSK, WEBHOOK_SECRET, base_settings
+from tests.support.constants import MASTER_KEY, PSK, WEBHOOK_SECRET
+from tests.support.live import base_settings
 
 FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))
 

@@ -7,7 +7,8 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from tests.conftest import MASTER_KEY, PSK, WEBHOOK_SECRET, LiveEngine
+from tests.support.constants import MASTER_KEY, PSK, WEBHOOK_SECRET
+from tests.support.live import LiveEngine
 
 PSK_HEADERS = {"Authorization": f"PSK {PSK}"}
 REGISTRATION = {

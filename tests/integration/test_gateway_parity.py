@@ -16,7 +16,8 @@ from engine.gateway.errors import HTTP_STATUS
 from engine.gateway.routes import Route, routes_of
 from engine.gateway.transcode import build_request, message_class
 from engine.rpc.server import SERVICES
-from tests.conftest import MASTER_KEY, PSK, LiveEngine
+from tests.support.constants import MASTER_KEY, PSK
+from tests.support.live import LiveEngine
 from tests.support.rpc import register
 from workflow_engine.v1 import options_pb2
 

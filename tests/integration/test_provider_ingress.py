@@ -28,7 +28,8 @@ from engine.ids import new_id
 from engine.sessions.models import Conversation, PendingMessageAck, StoredMessage
 from engine.sessions.providers.sandbox import SIGNATURE_HEADER, SandboxProvider
 from engine.webhooks.models import ProviderEventReceipt, UnroutableProviderEvent
-from tests.conftest import BACKENDS, LiveEngine
+from tests.support.constants import BACKENDS
+from tests.support.live import LiveEngine
 from tests.support.rpc import register
 from workflow_engine.v1 import webhook_pb2, webhook_pb2_grpc
 

@@ -10,7 +10,7 @@ from google.rpc import error_details_pb2
 from sqlalchemy import update
 
 from engine.registry.models import DashboardRegistration
-from tests.conftest import LiveEngine
+from tests.support.live import LiveEngine
 from tests.support.rpc import PSK_AUTH, Metadata, api_key_auth, detail_of, register
 from workflow_engine.v1 import registry_pb2, registry_pb2_grpc
 

@@ -13,7 +13,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2
 
-from tests.conftest import PSK, WEBHOOK_SECRET, LiveEngine
+from tests.support.constants import PSK, WEBHOOK_SECRET
+from tests.support.live import LiveEngine
 
 SERVICES = {
     "grpc.health.v1.Health",

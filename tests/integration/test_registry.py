@@ -12,7 +12,8 @@ from sqlalchemy import func, select
 from engine.auth.credentials import API_KEY_PREFIX, hash_api_key
 from engine.crypto import SecretCipher
 from engine.registry.models import ApiKey, DashboardRegistration
-from tests.conftest import SECRET_KEY, WEBHOOK_SECRET, LiveEngine
+from tests.support.constants import SECRET_KEY, WEBHOOK_SECRET
+from tests.support.live import LiveEngine
 from tests.support.rpc import MASTER_AUTH, PSK_AUTH, api_key_auth, detail_of, register
 from workflow_engine.v1 import common_pb2, registry_pb2, registry_pb2_grpc
 

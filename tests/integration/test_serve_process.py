@@ -19,7 +19,7 @@ import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.conftest import MASTER_KEY, PSK, SECRET_KEY, WEBHOOK_SECRET
+from tests.support.constants import MASTER_KEY, PSK, SECRET_KEY, WEBHOOK_SECRET
 from tests.support.rpc import PSK_AUTH, api_key_auth, register
 from workflow_engine.v1 import (
     registry_pb2,

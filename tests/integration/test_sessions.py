@@ -22,7 +22,8 @@ from google.rpc import error_details_pb2
 from engine.app import build_engine
 from engine.ids import new_id
 from engine.sessions.providers.sandbox import SIGNATURE_HEADER, SandboxProvider
-from tests.conftest import BACKENDS, LiveEngine, base_settings
+from tests.support.constants import BACKENDS
+from tests.support.live import LiveEngine, base_settings
 from tests.support.rpc import MASTER_AUTH, Metadata, api_key_auth, detail_of, register
 from tests.support.waiting import eventually
 from workflow_engine.v1 import common_pb2, sessions_pb2, sessions_pb2_grpc

@@ -10,7 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import BACKENDS, PSK, LiveEngine
+from tests.support.constants import BACKENDS, PSK
+from tests.support.live import LiveEngine
 from tests.support.waiting import eventually
 
 PSK_HEADERS = {"Authorization": f"PSK {PSK}"}

@@ -19,7 +19,8 @@ import grpc
 import pytest
 
 from engine.app import build_engine
-from tests.conftest import BACKENDS, LiveEngine, base_settings
+from tests.support.constants import BACKENDS
+from tests.support.live import LiveEngine, base_settings
 from tests.support.rpc import MASTER_AUTH, Metadata, api_key_auth, register
 from workflow_engine.v1 import common_pb2, sessions_pb2, sessions_pb2_grpc
 

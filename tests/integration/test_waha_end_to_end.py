@@ -27,8 +27,9 @@ from sqlalchemy import func, select
 from engine.config import SecretStr
 from engine.sessions.models import Conversation, SessionBinding, StoredMessage
 from engine.webhooks.models import ProviderEventReceipt, UnroutableProviderEvent
-from tests.conftest import BACKENDS, LiveEngine
+from tests.support.constants import BACKENDS
 from tests.support.fake_waha import DEFAULT_API_KEY, FakeWaha
+from tests.support.live import LiveEngine
 from tests.support.rpc import api_key_auth, register
 from workflow_engine.v1 import sessions_pb2, sessions_pb2_grpc
 

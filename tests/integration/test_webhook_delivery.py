@@ -34,7 +34,8 @@ from engine.registry.models import STATUS_ACTIVE, STATUS_SUSPENDED, DashboardReg
 from engine.registry.service import CACHE_SECONDS, SECRET_OVERLAP
 from engine.store.base import utcnow
 from engine.webhooks.signing import signed_content
-from tests.conftest import BACKENDS, WEBHOOK_SECRET, LiveEngine
+from tests.support.constants import BACKENDS, WEBHOOK_SECRET
+from tests.support.live import LiveEngine
 from tests.support.receiver import Received, Reply, WebhookReceiver
 from tests.support.rpc import MASTER_AUTH, Metadata, api_key_auth, register
 from tests.support.waiting import WAIT_SECONDS, eventually

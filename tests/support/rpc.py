@@ -7,7 +7,7 @@ from typing import Any
 import grpc
 from google.rpc import error_details_pb2, status_pb2
 
-from tests.conftest import MASTER_KEY, PSK, WEBHOOK_SECRET
+from tests.support.constants import MASTER_KEY, PSK, WEBHOOK_SECRET
 from workflow_engine.v1 import registry_pb2, registry_pb2_grpc
 
 Metadata = tuple[tuple[str, str], ...]

@@ -30,7 +30,7 @@ from engine.store.driver import DriverStatement
 from engine.webhooks.ingress import Outcome, ProviderIngress, Recorded
 from engine.webhooks.models import ProviderEventReceipt, WebhookDelivery
 from engine.webhooks.outbox import Outbox
-from tests.conftest import BACKENDS
+from tests.support.constants import BACKENDS
 
 PROVIDER = "waha"
 SESSION = "ses_group"
