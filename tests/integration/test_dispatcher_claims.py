@@ -5,7 +5,6 @@ and concurrency limits per dashboard. On PostgreSQL and SQLite, against real rec
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +28,7 @@ from tests.support.constants import BACKENDS
 from tests.support.live import LiveEngine
 from tests.support.receiver import WebhookReceiver
 from tests.support.rpc import register
+from tests.support.waiting import eventually
 from workflow_engine.v1 import webhook_pb2
 
 DEADLINE = 10.0
@@ -249,7 +249,9 @@ def test_a_crashed_workers_claim_is_taken_over_when_its_lease_runs_out(
         survivor.run_once()  # records the attempt that finished
         return settled()
 
-    deadline_row = _eventually(recorded, lambda row: row.status == SUCCEEDED)
+    deadline_row = eventually(
+        recorded, lambda row: row.status == SUCCEEDED, "the delivery to succeed", DEADLINE
+    )
     assert deadline_row.attempt_count == 1 and deadline_row.lease_expires_at is None
     assert survivor.run_once() == 0
     assert crashed.run_once() == 0
@@ -298,7 +300,9 @@ def test_an_outcome_that_cannot_be_recorded_loses_no_other(
         assert gone is not None
         tx.delete(gone)
     receiver.wait_completed(3)
-    _eventually(lambda: len(dispatcher._finished), lambda finished: finished == 3)
+    eventually(
+        lambda: len(dispatcher._finished), lambda finished: finished == 3, "3 finished attempts", DEADLINE
+    )
 
     assert dispatcher.run_once() == 0  # the batch fails; each outcome is recorded alone
 
@@ -423,7 +427,7 @@ def test_a_hanging_dashboard_does_not_delay_another_dashboards_deliveries(
     slow.release()
     slow.wait_for(8, timeout=DEADLINE)
     assert slow.count_by_id() == {d.event_id: 1 for d in slow_events}
-    _eventually(lambda: statuses(live), lambda seen: seen == {SUCCEEDED: 18})
+    eventually(lambda: statuses(live), lambda seen: seen == {SUCCEEDED: 18}, "18 successes", DEADLINE)
 
 
 def test_a_hanging_dashboards_backlog_does_not_starve_another_dashboard(
@@ -445,14 +449,3 @@ def test_a_hanging_dashboards_backlog_does_not_starve_another_dashboard(
     assert fast.count_by_id() == {d.event_id: 1 for d in fast_events}
     assert slow.completed == 0 and len(slow.requests) == 2
     slow.release()
-
-
-def _eventually(probe: Callable[[], Any], done: Callable[[Any], bool], timeout: float = DEADLINE) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = probe()
-        if done(result):
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out; last seen: {result}")
-        time.sleep(0.02)

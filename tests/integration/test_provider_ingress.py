@@ -7,6 +7,7 @@ over REST, and to `WebhookService.ReceiveProviderWebhook` with the signature as 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import re
@@ -31,12 +32,15 @@ from engine.webhooks.models import ProviderEventReceipt, UnroutableProviderEvent
 from tests.support.constants import BACKENDS
 from tests.support.live import LiveEngine
 from tests.support.rpc import register
+from tests.support.waiting import eventually
 from workflow_engine.v1 import webhook_pb2, webhook_pb2_grpc
 
 AGENCY = "agency_ingress"
 TENANT = "tenant_1"
 CUSTOMER = "15557654321@c.us"
 DEADLINE_SECONDS = 10.0
+#: Waits here are for work that may take longer than the default under load.
+wait_for = functools.partial(eventually, timeout=DEADLINE_SECONDS)
 THREADS = 20
 TRANSPORTS = ["rest", "grpc"]
 _event_numbers = itertools.count(1)
@@ -132,17 +136,6 @@ def ingress(request: pytest.FixtureRequest, start_engine: Callable[..., LiveEngi
 
 
 # -- helpers --------------------------------------------------------------------------------------
-
-
-def wait_for(read: Callable[[], Any], wanted: Callable[[Any], bool], what: str) -> Any:
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    while True:
-        value = read()
-        if wanted(value):
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: still {value!r} after {DEADLINE_SECONDS}s")
-        time.sleep(0.02)
 
 
 def event(session: str, kind: str, payload: dict[str, Any], event_id: str | None = None) -> bytes:

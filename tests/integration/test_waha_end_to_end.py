@@ -8,6 +8,7 @@ ways: API call → engine → WAHA API, then WAHA webhook → `/v1/webhooks/waha
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -31,6 +32,7 @@ from tests.support.constants import BACKENDS
 from tests.support.fake_waha import DEFAULT_API_KEY, FakeWaha
 from tests.support.live import LiveEngine
 from tests.support.rpc import api_key_auth, register
+from tests.support.waiting import eventually
 from workflow_engine.v1 import sessions_pb2, sessions_pb2_grpc
 
 WAHA_SECRET = "waha-hmac-secret-0123456789abcdefghijklmnop"
@@ -38,6 +40,8 @@ AGENCY = "agency_waha"
 TENANT = "tenant_1"
 CUSTOMER = "15557654321@c.us"
 DEADLINE_SECONDS = 10.0
+#: Waits here are for work that may take longer than the default under load.
+wait_for = functools.partial(eventually, timeout=DEADLINE_SECONDS)
 
 
 @dataclass
@@ -127,18 +131,6 @@ def get_session(s: Setup, session_id: str) -> dict[str, Any]:
 
 def action(s: Setup, session_id: str, verb: str) -> httpx.Response:
     return s.http.post(f"/api/v1/sessions/{session_id}/{verb}", json={"agencyId": AGENCY})
-
-
-def wait_for(read: Callable[[], Any], wanted: Callable[[Any], bool], what: str) -> Any:
-    """Poll `read()` until `wanted(value)`; fail with the last value after the deadline."""
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    while True:
-        value = read()
-        if wanted(value):
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: still {value!r} after {DEADLINE_SECONDS}s")
-        time.sleep(0.02)
 
 
 def wait_status(s: Setup, session_id: str, status: str) -> dict[str, Any]:
