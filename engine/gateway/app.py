@@ -21,7 +21,7 @@ from engine.gateway import errors
 from engine.gateway.routes import NoRoute, Route, Router
 from engine.gateway.transcode import BadRequest, build_request, message_class, render_response
 from engine.request_ids import new_request_id, request_id_from
-from engine.rpc.interceptor import FORWARDED_FOR_KEY, GATEWAY_TOKEN_KEY, REQUEST_ID_KEY
+from engine.rpc.metadata import FORWARDED_FOR_KEY, GATEWAY_TOKEN_KEY, HTTP_CODE_KEY, REQUEST_ID_KEY
 
 log = logging.getLogger("engine.gateway")
 
@@ -32,9 +32,6 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 #: HTTP request headers forwarded as gRPC metadata under the same (lower-case) name.
 FORWARDED_HEADERS = frozenset({"x-api-key", "authorization"})
-#: Response header metadata a servicer sets to choose the HTTP success status (grpc-gateway's
-#: documented pattern), e.g. 202 for accepted-but-not-processed. Not shown as Grpc-Metadata-*.
-HTTP_CODE_KEY = "x-http-code"
 METADATA_PREFIX = "grpc-metadata-"
 _TIMEOUT_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
 #: Headers of every static response: the page may load only its own scripts, styles and images

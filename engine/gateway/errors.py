@@ -14,6 +14,8 @@ from google.rpc import (
     status_pb2,
 )
 
+from engine.rpc.metadata import DETAILS_KEY
+
 # grpc-gateway's runtime.HTTPStatusFromCode.
 HTTP_STATUS = {
     grpc.StatusCode.OK: 200,
@@ -36,7 +38,6 @@ HTTP_STATUS = {
 }
 
 WWW_AUTHENTICATE = 'PSK realm="workflow-engine", Bearer realm="workflow-engine"'
-DETAILS_KEY = "grpc-status-details-bin"
 JSON_TYPE = "application/json"
 
 Headers = list[tuple[str, str]]

@@ -25,13 +25,10 @@ from engine.errors import EngineError, PermissionDenied
 from engine.logs import log_access
 from engine.metrics import EngineMetrics
 from engine.request_ids import request_id_from
+from engine.rpc.metadata import FORWARDED_FOR_KEY, GATEWAY_TOKEN_KEY, REQUEST_ID_KEY
 from engine.rpc.status import internal_error_status, rich_status
 
 access_log = logging.getLogger("engine.access")
-REQUEST_ID_KEY = "x-request-id"
-#: Sent by the REST gateway: its token, and the HTTP client's address (trusted only with the token).
-GATEWAY_TOKEN_KEY = "x-engine-gateway"  # noqa: S105 (a metadata key, not a secret)
-FORWARDED_FOR_KEY = "x-forwarded-for"
 
 
 class AccessInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]

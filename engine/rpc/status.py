@@ -19,9 +19,9 @@ from engine.errors import (
     Unauthenticated,
     Unavailable,
 )
+from engine.rpc.metadata import DETAILS_KEY
 
 ERROR_DOMAIN = "workflow-engine"
-DETAILS_KEY = "grpc-status-details-bin"
 RATE_LIMIT_POLICY = "credential"
 
 _CODES: dict[type[EngineError], grpc.StatusCode] = {

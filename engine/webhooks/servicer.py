@@ -6,8 +6,8 @@ from typing import Any
 
 from google.protobuf import json_format
 
-from engine.gateway.app import HTTP_CODE_KEY
 from engine.rpc.convert import enum_suffix, optional_datetime, timestamp
+from engine.rpc.metadata import HTTP_CODE_KEY
 from engine.webhooks.deliveries import DeliveryService, DeliveryView
 from engine.webhooks.ingress import ProviderIngress
 from engine.webhooks.signing import EngineSigner

@@ -24,8 +24,8 @@ import pytest
 from google.api import httpbody_pb2
 from sqlalchemy import func, select
 
-from engine.gateway.app import HTTP_CODE_KEY
 from engine.ids import new_id
+from engine.rpc.metadata import HTTP_CODE_KEY
 from engine.sessions.models import Conversation, PendingMessageAck, StoredMessage
 from engine.sessions.providers.sandbox import SIGNATURE_HEADER, SandboxProvider
 from engine.webhooks.models import ProviderEventReceipt, UnroutableProviderEvent

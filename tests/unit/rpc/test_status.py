@@ -18,7 +18,8 @@ from engine.errors import (
     Unauthenticated,
     invalid,
 )
-from engine.rpc.status import DETAILS_KEY, ERROR_DOMAIN, internal_error_status, rich_status, status_code_of
+from engine.rpc.metadata import DETAILS_KEY
+from engine.rpc.status import ERROR_DOMAIN, internal_error_status, rich_status, status_code_of
 
 
 def trailer_dict(trailers: list[tuple[str, str | bytes]]) -> dict[str, str | bytes]:
